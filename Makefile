@@ -1,0 +1,53 @@
+# attune-companion: the README's two commands are `make figures` and `make test`.
+# Both create/update the local virtual environment (.venv, Python 3.11, CPU torch 2.13.0) by themselves.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+SHARED_DATA ?= $(abspath ../shared/data)
+RESULTS ?= results
+JOBS   ?= 2
+
+.PHONY: all venv test test-fast figures figures-small bench clean lint
+
+all: test
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required); set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip wheel
+
+# torch is installed first, pinned, so no resolver step can pull a CUDA build.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# Tests: ../shared/data (if present) is the pre-filled data cache; nothing touches the network.
+test: $(STAMP)
+	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} ATTUNE_OFFLINE=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg \
+		$(PY) -m pytest -n $(JOBS) --dist load -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} ATTUNE_OFFLINE=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg \
+		$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# Regenerate every figure on the embedded simulator (no network), executed copies in $(RESULTS)/.
+figures: $(STAMP)
+	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} MPLBACKEND=Agg \
+		$(VENV)/bin/attune-companion run all --output $(RESULTS) --figures figures
+
+figures-small: $(STAMP)
+	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} MPLBACKEND=Agg \
+		$(VENV)/bin/attune-companion run all --small --output $(RESULTS) --figures figures
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_attune.py
+
+clean:
+	rm -rf $(RESULTS) figures/*.png .pytest_cache

@@ -1,0 +1,111 @@
+"""Small shared helpers: modality access, input validation, seeds and devices."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "AttuneInputError",
+    "get_modality",
+    "check_values",
+    "set_seed",
+    "resolve_device",
+    "progress",
+    "as_csr",
+]
+
+
+class AttuneInputError(ValueError):
+    """Raised for bad user input; the message names the offending file, field or parameter."""
+
+
+def get_modality(mdata: Any, key: str, *, role: str | None = None):
+    """Return ``mdata[key]`` or raise an error naming the missing modality.
+
+    Parameters
+    ----------
+    mdata
+        A :class:`mudata.MuData`.
+    key
+        Modality name, e.g. ``"rna"`` or ``"atac"``.
+    role
+        What the modality is used for, only to make the error message clearer.
+    """
+    mods = getattr(mdata, "mod", None)
+    if mods is None:
+        raise AttuneInputError(
+            f"expected a MuData with modalities, got {type(mdata).__name__}"
+        )
+    if key not in mods:
+        what = f" ({role})" if role else ""
+        raise AttuneInputError(
+            f"modality {key!r}{what} not found in MuData; available: {sorted(mods)}"
+        )
+    return mods[key]
+
+
+def check_values(X, *, name: str, allow_negative: bool = False) -> None:
+    """Reject empty matrices and NaN/inf/negative entries with a message naming ``name``."""
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise AttuneInputError(f"{name} is empty (shape {X.shape})")
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    if data.size == 0:
+        return
+    if not np.issubdtype(data.dtype, np.number):
+        raise AttuneInputError(f"{name} has a non-numeric dtype {data.dtype}")
+    n_nan = int(np.isnan(data).sum()) if np.issubdtype(data.dtype, np.floating) else 0
+    if n_nan:
+        raise AttuneInputError(f"{name} contains {n_nan} NaN value(s)")
+    n_inf = int(np.isinf(data).sum()) if np.issubdtype(data.dtype, np.floating) else 0
+    if n_inf:
+        raise AttuneInputError(f"{name} contains {n_inf} infinite value(s)")
+    if not allow_negative:
+        n_neg = int((data < 0).sum())
+        if n_neg:
+            raise AttuneInputError(f"{name} contains {n_neg} negative value(s)")
+
+
+def as_csr(X, dtype=np.float32) -> sp.csr_matrix:
+    """Return ``X`` as a CSR matrix of ``dtype`` without densifying sparse input."""
+    if sp.issparse(X):
+        X = X.tocsr()
+        return X.astype(dtype) if X.dtype != dtype else X
+    return sp.csr_matrix(np.asarray(X, dtype=dtype))
+
+
+def set_seed(seed: int | None) -> np.random.Generator:
+    """Seed Python, NumPy and (if imported) torch; return a NumPy Generator."""
+    if seed is None:
+        return np.random.default_rng()
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    return np.random.default_rng(seed)
+
+
+def resolve_device(device: str | None = "auto"):
+    """Map ``"auto"``/``None`` to CUDA when available, else CPU."""
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs):
+    """A tqdm progress bar that is silent when ``enabled`` is False or ATTUNE_NO_PROGRESS is set."""
+    from tqdm.auto import tqdm
+
+    disable = (not enabled) or bool(os.environ.get("ATTUNE_NO_PROGRESS"))
+    return tqdm(iterable, disable=disable, **kwargs)

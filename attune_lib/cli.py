@@ -1,0 +1,84 @@
+"""The ``attune-companion`` command: list and fetch datasets, run the figure notebooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="attune-companion: datasets and figure notebooks.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+
+@app.command("datasets")
+def datasets_cmd() -> None:
+    """List the datasets in data_manifests/ and whether each is in the cache."""
+    from .datasets import cache_dir, list_datasets
+
+    df = list_datasets()
+    typer.echo(f"cache: {cache_dir()}")
+    typer.echo(df.to_string(index=False))
+
+
+@app.command("fetch")
+def fetch_cmd(
+    name: Annotated[str, typer.Argument(help="dataset name, as listed by `attune-companion datasets`")],
+    file: Annotated[list[str] | None, typer.Option("--file", help="only these files of the dataset")] = None,
+) -> None:
+    """Download (or verify in the cache) the files of one dataset, checking checksums."""
+    from ._utils import AttuneInputError
+    from .datasets import fetch
+
+    try:
+        paths = fetch(name, files=file or None)
+    except AttuneInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for fname, path in paths.items():
+        typer.echo(f"{fname}\t{path}")
+
+
+@app.command("notebooks")
+def notebooks_cmd() -> None:
+    """List the figure notebooks."""
+    from ._runner import list_notebooks
+
+    for nb in list_notebooks():
+        typer.echo(nb.stem)
+
+
+@app.command("run")
+def run_cmd(
+    notebook: Annotated[str, typer.Argument(help="'all', or a notebook stem / number prefix")] = "all",
+    dataset: Annotated[str, typer.Option(help="dataset parameter passed to the notebooks")] = "simulated",
+    small: Annotated[bool, typer.Option("--small/--full", help="small CI-sized settings")] = False,
+    seed: Annotated[int, typer.Option(help="random seed passed to the notebooks")] = 0,
+    output: Annotated[Path, typer.Option(help="folder for executed notebooks")] = Path("results"),
+    figures: Annotated[Path, typer.Option(help="folder the figures are written to")] = Path("figures"),
+) -> None:
+    """Execute figure notebooks with papermill."""
+    from ._runner import run_notebooks
+    from ._utils import AttuneInputError
+
+    names = None if notebook == "all" else [notebook]
+    try:
+        results = run_notebooks(names, output_dir=output, figures_dir=figures, dataset=dataset,
+                                small=small, seed=seed)
+    except AttuneInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        status = "ok" if r.ok else f"FAILED ({r.error})"
+        typer.echo(f"{r.notebook:32s} {r.seconds:8.1f} s  {status}  -> {r.output}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
