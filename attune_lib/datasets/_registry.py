@@ -1,0 +1,58 @@
+"""One entry point for notebooks: ``load_dataset(name)`` routes a dataset name to its loader."""
+
+from __future__ import annotations
+
+from .._utils import AttuneInputError
+
+__all__ = ["load_dataset", "available_datasets"]
+
+# name -> (description, loader factory); simulator presets need no network.
+_SIMULATED = {
+    "simulated": "pbmc",
+    "simulated_pbmc": "pbmc",
+    "simulated_skin": "skin",
+    "simulated_cortex": "cortex",
+}
+
+
+def available_datasets() -> list[str]:
+    """Names accepted by :func:`load_dataset`."""
+    return [*_SIMULATED, "pbmc1k_muon", "pbmc300_scpoem", "pbmc10k_attune", "pbmc10k_glue", "share_tac",
+            "cortex_trevino"]
+
+
+def load_dataset(name: str = "simulated", *, preset: str | None = None, small: bool = True, seed: int = 0,
+                 **kwargs):
+    """Load a dataset by name as a MuData with ``mdata["rna"]`` and ``mdata["atac"]``.
+
+    Parameters
+    ----------
+    name
+        ``"simulated"`` (the embedded default; ``preset`` picks ``pbmc``/``skin``/``cortex``),
+        ``"simulated_<preset>"``, or a manifest name such as ``"pbmc1k_muon"`` or ``"pbmc10k_attune"``
+        (resolved through the data cache; offline and uncached, the error names the file, its URL and
+        where to put it).
+    small
+        For the simulator: the CI-sized variant.
+    seed
+        For the simulator: its random seed.
+    **kwargs
+        Passed to the loader (e.g. ``n_cells`` for the simulator).
+    """
+    from . import _real
+    from ._simulate import simulate_multiome
+
+    if name in _SIMULATED:
+        return simulate_multiome(preset=preset or _SIMULATED[name], size="small" if small else "default",
+                                 seed=seed, **kwargs)
+    loaders = {
+        "pbmc1k_muon": lambda: _real.pbmc1k(**kwargs),
+        "pbmc300_scpoem": lambda: _real.pbmc300(**kwargs),
+        "pbmc10k_attune": lambda: _real.pbmc10k(source="attune", **kwargs),
+        "pbmc10k_glue": lambda: _real.pbmc10k(source="glue", **kwargs),
+        "share_tac": lambda: _real.share_tac(**kwargs),
+        "cortex_trevino": lambda: _real.cortex(**kwargs),
+    }
+    if name not in loaders:
+        raise AttuneInputError(f"dataset={name!r} is unknown; choose one of {available_datasets()}")
+    return loaders[name]()

@@ -1,0 +1,534 @@
+"""RNA preprocessing and feature filters (the Attune paper's recipe).
+
+Every public function takes an :class:`~anndata.AnnData` (or a :class:`~mudata.MuData`, in which
+case the modality is chosen with ``mod``) first, keyword-only options after, and works in place.
+All inputs are validated before anything is written, so a failing call leaves the object as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._utils import AttuneInputError, check_values, get_modality
+
+logger = logging.getLogger("attune_lib")
+
+__all__ = [
+    "filter_features",
+    "remove_sex_mito",
+    "is_raw_counts",
+    "normalize_log1p",
+    "highly_variable_genes",
+    "pca_rna",
+    "preprocess_rna",
+]
+
+#: chromosome names treated as mitochondrial
+MITO_CHROMS = frozenset({"chrM", "chrMT", "MT", "M", "chrm", "mt"})
+#: gene-name prefixes treated as mitochondrial when the chromosome is unknown
+MITO_PREFIXES = ("MT-", "mt-")
+# "chr1:100-200", "chr1-100-200", "chr1_100_200" -> "chr1"
+_PEAK_RE = re.compile(r"^([^:_\-]+)[:_\-](\d+)[_\-](\d+)$")
+
+
+# --------------------------------------------------------------------------------------------
+# small internal helpers
+# --------------------------------------------------------------------------------------------
+def _is_mudata(data: Any) -> bool:
+    return hasattr(data, "mod") and hasattr(data, "update")
+
+
+def _modalities(data: Any, mod: str | Sequence[str] | None, *, default: str | None = None):
+    """Return ``[(name, adata), ...]`` for AnnData (name ``None``) or the chosen MuData modalities."""
+    if not _is_mudata(data):
+        if not hasattr(data, "obs") or not hasattr(data, "var"):
+            raise AttuneInputError(
+                f"expected an AnnData or MuData, got {type(data).__name__}"
+            )
+        return [(None, data)]
+    if mod is None:
+        mod = default
+    if mod is None:
+        names = list(data.mod)
+    elif isinstance(mod, str):
+        names = [mod]
+    else:
+        names = list(mod)
+    return [(name, get_modality(data, name)) for name in names]
+
+
+def _single(data: Any, mod: str | None, default: str):
+    """The one AnnData a single-modality step works on."""
+    ((_, adata),) = _modalities(data, mod if mod is not None else default if _is_mudata(data) else None)
+    return adata
+
+
+def _get_matrix(adata, layer: str | None, *, what: str = "layer"):
+    if layer is None:
+        if adata.X is None:
+            raise AttuneInputError(".X is empty (None); pass layer=...")
+        return adata.X
+    if layer not in adata.layers:
+        raise AttuneInputError(
+            f"{what} {layer!r} not found in .layers; available: {sorted(adata.layers)}"
+        )
+    return adata.layers[layer]
+
+
+def _xname(layer: str | None) -> str:
+    return ".X" if layer is None else f".layers[{layer!r}]"
+
+
+def _check_fraction(value: float, name: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise AttuneInputError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if not np.isfinite(value) or value < 0 or value > 1:
+        raise AttuneInputError(f"{name} must be in [0, 1], got {value!r}")
+    return value
+
+
+def _check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise AttuneInputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_obs_key(adata, key: str | None, name: str) -> None:
+    if key is not None and key not in adata.obs:
+        raise AttuneInputError(
+            f"{name}={key!r} is not a column of .obs; available: {list(adata.obs.columns)}"
+        )
+
+
+def _n_detected(X) -> np.ndarray:
+    """Number of cells with a non-zero value, per feature."""
+    if sp.issparse(X):
+        X = sp.csc_matrix(X)
+        X.eliminate_zeros()
+        return np.diff(X.indptr)
+    return np.count_nonzero(np.asarray(X), axis=0)
+
+
+def _record(adata, step: str, info: dict) -> None:
+    rec = dict(adata.uns.get("attune_pp", {}))
+    rec[step] = info
+    adata.uns["attune_pp"] = rec
+
+
+def _chrom_from_names(names: pd.Index) -> pd.Series:
+    """Chromosome parsed from peak-style names (``chr1:100-200``); NaN where the name is not one."""
+    out = [m.group(1) if (m := _PEAK_RE.match(str(n))) else np.nan for n in names]
+    return pd.Series(out, index=names, dtype=object)
+
+
+# --------------------------------------------------------------------------------------------
+# feature filters
+# --------------------------------------------------------------------------------------------
+def filter_features(
+    data,
+    *,
+    min_fraction: float = 0.05,
+    layer: str | None = None,
+    mod: str | Sequence[str] | None = None,
+) -> None:
+    """Drop features detected (non-zero) in fewer than ``min_fraction`` of the cells.
+
+    A feature detected in exactly ``min_fraction`` of the cells is kept (the paper: "genes
+    expressed in fewer than 5% of cells were filtered out"). The detection fraction of the kept
+    features is written to ``.var["frac_cells"]``.
+
+    Parameters
+    ----------
+    data
+        AnnData, or MuData (then every modality in ``mod`` is filtered; all when ``mod`` is None).
+    min_fraction
+        Minimal fraction of cells in which a feature must be non-zero, in ``[0, 1]``.
+    layer
+        Matrix to look at; ``None`` means ``.X``.
+    mod
+        MuData modality name(s).
+    """
+    min_fraction = _check_fraction(min_fraction, "min_fraction")
+    targets = _modalities(data, mod)
+    masks = []
+    for name, adata in targets:  # validate everything first
+        X = _get_matrix(adata, layer)
+        check_values(X, name=f"{name or 'adata'}{_xname(layer)}")
+        n_det = _n_detected(X)
+        # integer threshold, robust to float rounding (0.05 * 20 must give exactly 1 cell)
+        need = int(np.ceil(min_fraction * adata.n_obs - 1e-9))
+        masks.append((n_det >= need, n_det / adata.n_obs))
+    for (name, adata), (keep, frac) in zip(targets, masks):
+        n_before = adata.n_vars
+        adata._inplace_subset_var(keep)
+        adata.var["frac_cells"] = np.asarray(frac[keep], dtype=float)
+        _record(adata, "filter_features", {"min_fraction": min_fraction, "n_before": n_before,
+                                           "n_after": int(keep.sum())})
+        logger.info("filter_features%s: kept %d of %d features detected in >= %.3g of cells",
+                    f" [{name}]" if name else "", int(keep.sum()), n_before, min_fraction)
+    if _is_mudata(data):
+        data.update()
+
+
+def remove_sex_mito(
+    data,
+    *,
+    chrom_key: str = "chrom",
+    sex_chroms: Sequence[str] = ("chrX", "chrY", "X", "Y"),
+    mito: bool = True,
+    mod: str | Sequence[str] | None = None,
+) -> None:
+    """Drop sex-chromosome and (optionally) mitochondrial features.
+
+    The chromosome is read from ``.var[chrom_key]``. Where it is unknown (column missing, or NaN
+    for a feature), it is parsed from peak-style names (``chr1:100-200``); gene names starting
+    with ``MT-``/``mt-`` count as mitochondrial. A missing ``chrom_key`` column gives a warning.
+
+    Parameters
+    ----------
+    data
+        AnnData, or MuData (every modality in ``mod``; all when ``mod`` is None).
+    chrom_key
+        ``.var`` column with chromosome names.
+    sex_chroms
+        Chromosome names to drop.
+    mito
+        Also drop mitochondrial features (``chrM``/``MT`` or ``MT-`` gene names).
+    mod
+        MuData modality name(s).
+    """
+    if isinstance(sex_chroms, str):
+        raise AttuneInputError("sex_chroms must be a sequence of chromosome names, not a string")
+    sex = {str(c) for c in sex_chroms}
+    targets = _modalities(data, mod)
+    masks = []
+    for name, adata in targets:
+        names = adata.var_names
+        parsed = _chrom_from_names(names)
+        if chrom_key in adata.var:
+            chrom = adata.var[chrom_key].astype(object).where(adata.var[chrom_key].notna(), np.nan)
+            chrom = chrom.where(chrom.notna(), parsed)
+        else:
+            warnings.warn(
+                f"{name or 'adata'}.var has no column {chrom_key!r}; falling back on feature "
+                "names (peak names like 'chrX:1-2', gene names starting 'MT-')",
+                UserWarning,
+                stacklevel=2,
+            )
+            chrom = parsed
+        chrom_str = chrom.map(lambda c: str(c) if isinstance(c, str) or pd.notna(c) else "")
+        drop = chrom_str.isin(sex).to_numpy()
+        if mito:
+            is_mito = chrom_str.isin(MITO_CHROMS).to_numpy()
+            unknown = chrom.isna().to_numpy()
+            by_name = np.array([str(n).startswith(MITO_PREFIXES) for n in names], dtype=bool)
+            drop |= is_mito | (unknown & by_name)
+        masks.append(~drop)
+    for (name, adata), keep in zip(targets, masks):
+        n_before = adata.n_vars
+        adata._inplace_subset_var(keep)
+        _record(adata, "remove_sex_mito", {"sex_chroms": sorted(sex), "mito": bool(mito),
+                                           "n_removed": int(n_before - keep.sum())})
+        logger.info("remove_sex_mito%s: removed %d features", f" [{name}]" if name else "",
+                    int(n_before - keep.sum()))
+    if _is_mudata(data):
+        data.update()
+
+
+# --------------------------------------------------------------------------------------------
+# normalisation
+# --------------------------------------------------------------------------------------------
+def is_raw_counts(
+    data, *, layer: str | None = None, n_cells: int = 1000, mod: str | None = None
+) -> bool:
+    """Whether a matrix holds raw counts rather than normalised / log-transformed values.
+
+    Rule: look at up to ``n_cells`` evenly spaced cells (deterministic, no randomness); the matrix
+    is raw counts iff every stored value there is finite, non-negative and an integer (within
+    ``1e-6``). Normalised data (rows scaled to a library size) and log1p data have non-integer
+    values almost surely; an all-zero sample counts as raw.
+
+    Parameters
+    ----------
+    data
+        AnnData, or MuData with ``mod`` (default ``"rna"``).
+    layer
+        Layer to test; ``None`` means ``.X``.
+    n_cells
+        Number of cells to look at.
+    mod
+        MuData modality.
+
+    Returns
+    -------
+    bool
+    """
+    adata = _single(data, mod, "rna")
+    n_cells = _check_positive_int(n_cells, "n_cells")
+    X = _get_matrix(adata, layer)
+    if adata.n_obs == 0:
+        raise AttuneInputError(f"{_xname(layer)} is empty (shape {X.shape})")
+    idx = np.unique(np.linspace(0, adata.n_obs - 1, min(n_cells, adata.n_obs)).round().astype(int))
+    sub = X[idx]
+    vals = sub.data if sp.issparse(sub) else np.asarray(sub).ravel()
+    if vals.size == 0:
+        return True
+    vals = np.asarray(vals, dtype=np.float64)
+    if not np.all(np.isfinite(vals)) or np.any(vals < 0):
+        return False
+    return bool(np.all(np.abs(vals - np.round(vals)) < 1e-6))
+
+
+def normalize_log1p(
+    data, *, target_sum: float = 1e4, mod: str | None = None
+) -> None:
+    """Library-size normalise to ``target_sum`` per cell and log1p ``.X`` (scanpy).
+
+    The raw counts are kept, unchanged, in ``.layers["counts"]``. If ``.X`` is detected as already
+    normalised (see :func:`is_raw_counts`), normalisation and log are skipped and an INFO message
+    on the ``"attune_lib"`` logger says so.
+
+    Parameters
+    ----------
+    data
+        AnnData, or MuData with ``mod`` (default ``"rna"``).
+    target_sum
+        Counts per cell after normalisation (10,000 in the paper).
+    mod
+        MuData modality.
+    """
+    import scanpy as sc
+
+    adata = _single(data, mod, "rna")
+    if not np.isfinite(target_sum) or target_sum <= 0:
+        raise AttuneInputError(f"target_sum must be a positive number, got {target_sum!r}")
+    check_values(adata.X, name=".X")
+    if not is_raw_counts(adata):
+        logger.info(
+            "normalize_log1p: .X is already normalised (non-integer values detected); "
+            "skipping normalize_total and log1p"
+        )
+        _record(adata, "normalize_log1p", {"detected": "normalized", "skipped": True})
+        return
+    logger.info("normalize_log1p: .X holds raw counts; normalising to %g per cell and log1p",
+                target_sum)
+    X = adata.X
+    adata.layers["counts"] = X.copy()
+    if not np.issubdtype(X.dtype, np.floating):
+        adata.X = X.astype(np.float32)
+    sc.pp.normalize_total(adata, target_sum=target_sum)
+    sc.pp.log1p(adata)
+    _record(adata, "normalize_log1p", {"detected": "counts", "skipped": False,
+                                       "target_sum": float(target_sum)})
+
+
+def highly_variable_genes(
+    data,
+    *,
+    n_top_genes: int = 2000,
+    batch_key: str | None = None,
+    subset: bool = True,
+    mod: str | None = None,
+) -> None:
+    """Select highly variable genes with scanpy.
+
+    Uses ``flavor="seurat_v3"`` on ``.layers["counts"]`` when that layer holds raw counts (needs
+    ``scikit-misc``; falls back on ``"seurat"`` with a warning if it is missing), otherwise
+    ``flavor="seurat"`` on the log-normalised ``.X``. ``n_top_genes`` is capped at ``n_vars``.
+
+    Parameters
+    ----------
+    data
+        AnnData, or MuData with ``mod`` (default ``"rna"``).
+    n_top_genes
+        Number of genes to keep.
+    batch_key
+        ``.obs`` column; when given, selection is batch-aware (scanpy's ``batch_key``).
+    subset
+        Subset to the selected genes; otherwise only ``.var["highly_variable"]`` is written.
+    mod
+        MuData modality.
+    """
+    import scanpy as sc
+
+    adata = _single(data, mod, "rna")
+    n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
+    _check_obs_key(adata, batch_key, "batch_key")
+    n = min(n_top_genes, adata.n_vars)
+    use_counts = "counts" in adata.layers and is_raw_counts(adata, layer="counts")
+    flavor = "seurat_v3" if use_counts else "seurat"
+    if use_counts:
+        try:
+            import skmisc.loess  # noqa: F401
+        except ImportError:
+            warnings.warn("scikit-misc is not installed; using flavor='seurat' instead of "
+                          "'seurat_v3'", UserWarning, stacklevel=2)
+            flavor = "seurat"
+    else:
+        check_values(adata.X, name=".X")
+    if batch_key is not None and adata.obs[batch_key].isna().any():
+        raise AttuneInputError(f".obs[{batch_key!r}] (batch_key) contains missing values")
+    kwargs: dict[str, Any] = dict(n_top_genes=n, batch_key=batch_key, subset=False, flavor=flavor)
+    if flavor == "seurat_v3":
+        kwargs["layer"] = "counts"
+    if n >= adata.n_vars:
+        # nothing to choose; scanpy's loess can fail on tiny inputs, so do not call it
+        adata.var["highly_variable"] = True
+    else:
+        sc.pp.highly_variable_genes(adata, **kwargs)
+    _record(adata, "highly_variable_genes", {"flavor": flavor, "n_top_genes": int(n),
+                                             "batch_key": batch_key or "", "subset": bool(subset)})
+    logger.info("highly_variable_genes: %d genes (flavor=%s%s)", n, flavor,
+                f", batch_key={batch_key!r}" if batch_key else "")
+    if subset:
+        adata._inplace_subset_var(adata.var["highly_variable"].to_numpy(dtype=bool))
+    if _is_mudata(data):
+        data.update()
+
+
+def pca_rna(
+    data,
+    *,
+    n_comps: int = 50,
+    key_added: str = "X_pca",
+    n_top_genes: int = 2000,
+    random_state: int = 0,
+    mod: str | None = None,
+) -> None:
+    """GLUE's RNA reference representation, for the neighbour-conservation (NC) metric.
+
+    On a copy: raw counts (``.layers["counts"]``, else ``.X`` if it holds counts) ->
+    HVGs (existing ``.var["highly_variable"]``, else ``n_top_genes`` by seurat_v3) ->
+    normalise total -> log1p -> scale (``max_value=10``) -> PCA ``n_comps``. When no raw counts
+    exist, ``.X`` is taken as already log-normalised. Only ``.obsm[key_added]`` and
+    ``.uns[key_added]`` are written to ``data``.
+
+    Parameters
+    ----------
+    data
+        AnnData, or MuData with ``mod`` (default ``"rna"``).
+    n_comps
+        Number of principal components (capped at ``min(n_obs, n_vars) - 1``).
+    key_added
+        ``.obsm`` key of the result.
+    n_top_genes
+        HVGs when none are marked yet.
+    random_state
+        Seed of the PCA solver.
+    mod
+        MuData modality.
+    """
+    import anndata as ad
+    import scanpy as sc
+
+    adata = _single(data, mod, "rna")
+    n_comps = _check_positive_int(n_comps, "n_comps")
+    n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
+    if "counts" in adata.layers and is_raw_counts(adata, layer="counts"):
+        X, raw = adata.layers["counts"], True
+    elif is_raw_counts(adata):
+        X, raw = adata.X, True
+    else:
+        X, raw = adata.X, False
+        logger.info("pca_rna: no raw counts found; using .X as log-normalised values")
+    check_values(X, name="counts" if raw else ".X")
+    tmp = ad.AnnData(X=X.copy().astype(np.float32), obs=pd.DataFrame(index=adata.obs_names),
+                     var=pd.DataFrame(index=adata.var_names))
+    if "highly_variable" in adata.var:
+        hv = adata.var["highly_variable"].to_numpy(dtype=bool)
+    elif n_top_genes < adata.n_vars:
+        if raw:
+            tmp.layers["counts"] = tmp.X.copy()
+        sc.pp.highly_variable_genes(tmp, n_top_genes=n_top_genes,
+                                    flavor="seurat_v3" if raw else "seurat",
+                                    **({"layer": "counts"} if raw else {}))
+        hv = tmp.var["highly_variable"].to_numpy(dtype=bool)
+    else:
+        hv = np.ones(adata.n_vars, dtype=bool)
+    tmp = tmp[:, hv].copy()
+    if raw:
+        sc.pp.normalize_total(tmp, target_sum=1e4)
+        sc.pp.log1p(tmp)
+    sc.pp.scale(tmp, max_value=10)
+    n = min(n_comps, min(tmp.shape) - 1)
+    if n < 1:
+        raise AttuneInputError(f"too few cells/genes for PCA (shape {tmp.shape})")
+    sc.pp.pca(tmp, n_comps=n, random_state=random_state)
+    adata.obsm[key_added] = np.asarray(tmp.obsm["X_pca"], dtype=np.float32)
+    adata.uns[key_added] = {"n_comps": int(n), "n_genes": int(hv.sum()), "from_counts": raw,
+                            "variance_ratio": np.asarray(tmp.uns["pca"]["variance_ratio"])}
+
+
+# --------------------------------------------------------------------------------------------
+# recipe
+# --------------------------------------------------------------------------------------------
+def preprocess_rna(
+    data,
+    *,
+    min_fraction: float = 0.05,
+    n_top_genes: int = 2000,
+    batch_key: str | None = None,
+    target_sum: float = 1e4,
+    remove_sex: bool = True,
+    n_comps: int | None = 50,
+    random_state: int = 0,
+    mod: str | None = None,
+) -> None:
+    """The paper's RNA recipe, in place.
+
+    filter genes detected in < ``min_fraction`` of cells -> drop sex-chromosome / mitochondrial
+    genes -> keep raw counts in ``.layers["counts"]``, normalise to ``target_sum`` and log1p ``.X``
+    -> subset to ``n_top_genes`` HVGs -> GLUE reference PCA in ``.obsm["X_pca"]`` (skipped when
+    ``n_comps`` is None).
+
+    Parameters
+    ----------
+    data
+        AnnData, or MuData with ``mod`` (default ``"rna"``).
+    min_fraction, n_top_genes, batch_key, target_sum
+        See :func:`filter_features`, :func:`highly_variable_genes`, :func:`normalize_log1p`.
+    remove_sex
+        Run :func:`remove_sex_mito`.
+    n_comps
+        Components of :func:`pca_rna`; None skips it.
+    random_state
+        Seed for the PCA.
+    mod
+        MuData modality.
+    """
+    adata = _single(data, mod, "rna")
+    # validate everything before the first write
+    min_fraction = _check_fraction(min_fraction, "min_fraction")
+    n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
+    n_comps = _check_positive_int(n_comps, "n_comps", allow_none=True)
+    _check_obs_key(adata, batch_key, "batch_key")
+    if not np.isfinite(target_sum) or target_sum <= 0:
+        raise AttuneInputError(f"target_sum must be a positive number, got {target_sum!r}")
+    check_values(adata.X, name=".X")
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        filter_features(adata, min_fraction=min_fraction)
+        if remove_sex:
+            remove_sex_mito(adata)
+    if adata.n_vars == 0:
+        raise AttuneInputError(
+            f"no genes left after filtering with min_fraction={min_fraction}"
+        )
+    normalize_log1p(adata, target_sum=target_sum)
+    highly_variable_genes(adata, n_top_genes=n_top_genes, batch_key=batch_key, subset=True)
+    if n_comps is not None:
+        pca_rna(adata, n_comps=n_comps, random_state=random_state)
+    if _is_mudata(data):
+        data.update()
