@@ -1,5 +1,65 @@
 """Datasets: manifests resolved through pooch, readers returning MuData, and the multiome simulator."""
 
+from ._fetch import ChecksumMismatchError, DataNotAvailableError, cache_dir, fetch, is_offline
+from ._manifest import get_manifest, list_datasets, load_manifest, manifest_dir
+from ._readers import (
+    annotate_genes,
+    build_mudata,
+    parse_peak_names,
+    read_10x_multiome_h5,
+    read_gene_annotation,
+    read_h5ad_pair,
+    read_h5mu,
+    read_mtx_multiome,
+    write_h5mu,
+)
+from ._real import (
+    attune_release,
+    cortex,
+    load_cortex_metadata,
+    load_gene_annotation,
+    load_go_bp,
+    load_share_tac_metadata,
+    pbmc1k,
+    pbmc10k,
+    pbmc300,
+    read_gmt,
+    share_tac,
+)
+from ._registry import available_datasets, load_dataset
 from ._simulate import simulate_multiome
 
-__all__ = ["simulate_multiome"]
+__all__ = [
+    "ChecksumMismatchError",
+    "DataNotAvailableError",
+    "annotate_genes",
+    "attune_release",
+    "available_datasets",
+    "build_mudata",
+    "cache_dir",
+    "cortex",
+    "fetch",
+    "get_manifest",
+    "is_offline",
+    "list_datasets",
+    "load_cortex_metadata",
+    "load_dataset",
+    "load_gene_annotation",
+    "load_go_bp",
+    "load_manifest",
+    "load_share_tac_metadata",
+    "manifest_dir",
+    "parse_peak_names",
+    "pbmc10k",
+    "pbmc1k",
+    "pbmc300",
+    "read_10x_multiome_h5",
+    "read_gene_annotation",
+    "read_gmt",
+    "read_h5ad_pair",
+    "read_h5mu",
+    "read_mtx_multiome",
+    "share_tac",
+    "simulate_multiome",
+    "write_h5mu",
+]

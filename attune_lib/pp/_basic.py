@@ -47,7 +47,7 @@ def _is_mudata(data: Any) -> bool:
 
 
 def _modalities(data: Any, mod: str | Sequence[str] | None, *, default: str | None = None):
-    """Return ``[(name, adata), ...]`` for AnnData (name ``None``) or the chosen MuData modalities."""
+    """``[(name, adata), ...]`` for an AnnData (name ``None``) or the chosen MuData modalities."""
     if not _is_mudata(data):
         if not hasattr(data, "obs") or not hasattr(data, "var"):
             raise AttuneInputError(
@@ -65,9 +65,17 @@ def _modalities(data: Any, mod: str | Sequence[str] | None, *, default: str | No
     return [(name, get_modality(data, name)) for name in names]
 
 
+def _update(mdata) -> None:
+    """``mdata.update()`` without mudata 0.3's FutureWarning about pull_on_update."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="mudata")
+        warnings.filterwarnings("ignore", message=".*pull_on_update.*")
+        mdata.update()
+
+
 def _single(data: Any, mod: str | None, default: str):
     """The one AnnData a single-modality step works on."""
-    ((_, adata),) = _modalities(data, mod if mod is not None else default if _is_mudata(data) else None)
+    ((_, adata),) = _modalities(data, mod, default=default)
     return adata
 
 
@@ -121,6 +129,15 @@ def _n_detected(X) -> np.ndarray:
     return np.count_nonzero(np.asarray(X), axis=0)
 
 
+def _filter_mask(X, min_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(keep mask, detection fraction) for :func:`filter_features`."""
+    n_obs = X.shape[0]
+    n_det = _n_detected(X)
+    # integer threshold, robust to float rounding (0.05 * 20 cells must need exactly 1 cell)
+    need = int(np.ceil(min_fraction * n_obs - 1e-9))
+    return n_det >= need, n_det / n_obs
+
+
 def _record(adata, step: str, info: dict) -> None:
     rec = dict(adata.uns.get("attune_pp", {}))
     rec[step] = info
@@ -131,6 +148,30 @@ def _chrom_from_names(names: pd.Index) -> pd.Series:
     """Chromosome parsed from peak-style names (``chr1:100-200``); NaN where the name is not one."""
     out = [m.group(1) if (m := _PEAK_RE.match(str(n))) else np.nan for n in names]
     return pd.Series(out, index=names, dtype=object)
+
+
+def _sex_mito_keep(adata, *, chrom_key: str, sex: set, mito: bool, name: str) -> np.ndarray:
+    """Keep mask for :func:`remove_sex_mito` (warns when ``chrom_key`` is missing)."""
+    names = adata.var_names
+    parsed = _chrom_from_names(names)
+    if chrom_key in adata.var:
+        chrom = adata.var[chrom_key].astype(object)
+        chrom = chrom.where(chrom.notna(), parsed)
+    else:
+        warnings.warn(
+            f"{name}.var has no column {chrom_key!r}; falling back on feature names "
+            "(peak names like 'chrX:1-2', gene names starting 'MT-')",
+            UserWarning,
+            stacklevel=3,
+        )
+        chrom = parsed
+    unknown = chrom.isna().to_numpy()
+    chrom_str = chrom.astype(str).where(~unknown, "")
+    drop = chrom_str.isin(sex).to_numpy()
+    if mito:
+        by_name = np.array([str(n).startswith(MITO_PREFIXES) for n in names], dtype=bool)
+        drop |= chrom_str.isin(MITO_CHROMS).to_numpy() | (unknown & by_name)
+    return ~drop
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,11 +207,8 @@ def filter_features(
     for name, adata in targets:  # validate everything first
         X = _get_matrix(adata, layer)
         check_values(X, name=f"{name or 'adata'}{_xname(layer)}")
-        n_det = _n_detected(X)
-        # integer threshold, robust to float rounding (0.05 * 20 must give exactly 1 cell)
-        need = int(np.ceil(min_fraction * adata.n_obs - 1e-9))
-        masks.append((n_det >= need, n_det / adata.n_obs))
-    for (name, adata), (keep, frac) in zip(targets, masks):
+        masks.append(_filter_mask(X, min_fraction))
+    for (name, adata), (keep, frac) in zip(targets, masks, strict=True):
         n_before = adata.n_vars
         adata._inplace_subset_var(keep)
         adata.var["frac_cells"] = np.asarray(frac[keep], dtype=float)
@@ -179,7 +217,7 @@ def filter_features(
         logger.info("filter_features%s: kept %d of %d features detected in >= %.3g of cells",
                     f" [{name}]" if name else "", int(keep.sum()), n_before, min_fraction)
     if _is_mudata(data):
-        data.update()
+        _update(data)
 
 
 def remove_sex_mito(
@@ -213,30 +251,11 @@ def remove_sex_mito(
         raise AttuneInputError("sex_chroms must be a sequence of chromosome names, not a string")
     sex = {str(c) for c in sex_chroms}
     targets = _modalities(data, mod)
-    masks = []
-    for name, adata in targets:
-        names = adata.var_names
-        parsed = _chrom_from_names(names)
-        if chrom_key in adata.var:
-            chrom = adata.var[chrom_key].astype(object).where(adata.var[chrom_key].notna(), np.nan)
-            chrom = chrom.where(chrom.notna(), parsed)
-        else:
-            warnings.warn(
-                f"{name or 'adata'}.var has no column {chrom_key!r}; falling back on feature "
-                "names (peak names like 'chrX:1-2', gene names starting 'MT-')",
-                UserWarning,
-                stacklevel=2,
-            )
-            chrom = parsed
-        chrom_str = chrom.map(lambda c: str(c) if isinstance(c, str) or pd.notna(c) else "")
-        drop = chrom_str.isin(sex).to_numpy()
-        if mito:
-            is_mito = chrom_str.isin(MITO_CHROMS).to_numpy()
-            unknown = chrom.isna().to_numpy()
-            by_name = np.array([str(n).startswith(MITO_PREFIXES) for n in names], dtype=bool)
-            drop |= is_mito | (unknown & by_name)
-        masks.append(~drop)
-    for (name, adata), keep in zip(targets, masks):
+    masks = [
+        _sex_mito_keep(adata, chrom_key=chrom_key, sex=sex, mito=mito, name=name or "adata")
+        for name, adata in targets
+    ]
+    for (name, adata), keep in zip(targets, masks, strict=True):
         n_before = adata.n_vars
         adata._inplace_subset_var(keep)
         _record(adata, "remove_sex_mito", {"sex_chroms": sorted(sex), "mito": bool(mito),
@@ -244,7 +263,7 @@ def remove_sex_mito(
         logger.info("remove_sex_mito%s: removed %d features", f" [{name}]" if name else "",
                     int(n_before - keep.sum()))
     if _is_mudata(data):
-        data.update()
+        _update(data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,8 +363,8 @@ def highly_variable_genes(
 ) -> None:
     """Select highly variable genes with scanpy.
 
-    Uses ``flavor="seurat_v3"`` on ``.layers["counts"]`` when that layer holds raw counts (needs
-    ``scikit-misc``; falls back on ``"seurat"`` with a warning if it is missing), otherwise
+    Uses ``flavor="seurat_v3"`` on raw counts (``.layers["counts"]``, else ``.X`` when it still
+    holds counts; needs ``scikit-misc``, else ``"seurat"`` with a warning), otherwise
     ``flavor="seurat"`` on the log-normalised ``.X``. ``n_top_genes`` is capped at ``n_vars``.
 
     Parameters
@@ -367,22 +386,32 @@ def highly_variable_genes(
     n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
     _check_obs_key(adata, batch_key, "batch_key")
     n = min(n_top_genes, adata.n_vars)
-    use_counts = "counts" in adata.layers and is_raw_counts(adata, layer="counts")
-    flavor = "seurat_v3" if use_counts else "seurat"
-    if use_counts:
+    if "counts" in adata.layers and is_raw_counts(adata, layer="counts"):
+        counts_src: str | None = "counts"
+    elif is_raw_counts(adata):
+        counts_src = ".X"  # .X itself still holds the counts (not normalised yet)
+    else:
+        counts_src = None
+    flavor = "seurat_v3" if counts_src else "seurat"
+    if counts_src:
         try:
             import skmisc.loess  # noqa: F401
         except ImportError:
+            if counts_src == ".X":
+                raise AttuneInputError(
+                    ".X holds raw counts and scikit-misc (needed by flavor 'seurat_v3') is not "
+                    "installed; run normalize_log1p first or install scikit-misc"
+                ) from None
             warnings.warn("scikit-misc is not installed; using flavor='seurat' instead of "
                           "'seurat_v3'", UserWarning, stacklevel=2)
             flavor = "seurat"
-    else:
-        check_values(adata.X, name=".X")
+    layer = "counts" if counts_src == "counts" and flavor == "seurat_v3" else None
+    check_values(_get_matrix(adata, layer), name=_xname(layer))
     if batch_key is not None and adata.obs[batch_key].isna().any():
         raise AttuneInputError(f".obs[{batch_key!r}] (batch_key) contains missing values")
     kwargs: dict[str, Any] = dict(n_top_genes=n, batch_key=batch_key, subset=False, flavor=flavor)
     if flavor == "seurat_v3":
-        kwargs["layer"] = "counts"
+        kwargs["layer"] = layer
     if n >= adata.n_vars:
         # nothing to choose; scanpy's loess can fail on tiny inputs, so do not call it
         adata.var["highly_variable"] = True
@@ -395,7 +424,7 @@ def highly_variable_genes(
     if subset:
         adata._inplace_subset_var(adata.var["highly_variable"].to_numpy(dtype=bool))
     if _is_mudata(data):
-        data.update()
+        _update(data)
 
 
 def pca_rna(
@@ -461,6 +490,8 @@ def pca_rna(
     if raw:
         sc.pp.normalize_total(tmp, target_sum=1e4)
         sc.pp.log1p(tmp)
+    if sp.issparse(tmp.X):  # scaling densifies anyway (HVG subset only)
+        tmp.X = tmp.X.toarray()
     sc.pp.scale(tmp, max_value=10)
     n = min(n_comps, min(tmp.shape) - 1)
     if n < 1:
@@ -517,18 +548,22 @@ def preprocess_rna(
     if not np.isfinite(target_sum) or target_sum <= 0:
         raise AttuneInputError(f"target_sum must be a positive number, got {target_sum!r}")
     check_values(adata.X, name=".X")
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        filter_features(adata, min_fraction=min_fraction)
-        if remove_sex:
-            remove_sex_mito(adata)
-    if adata.n_vars == 0:
+    keep, _ = _filter_mask(adata.X, min_fraction)
+    if remove_sex:
+        keep &= _sex_mito_keep(adata, chrom_key="chrom", sex={"chrX", "chrY", "X", "Y"},
+                               mito=True, name="rna")
+    if not keep.any():
         raise AttuneInputError(
             f"no genes left after filtering with min_fraction={min_fraction}"
         )
+    filter_features(adata, min_fraction=min_fraction)
+    if remove_sex:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # already warned above
+            remove_sex_mito(adata)
     normalize_log1p(adata, target_sum=target_sum)
     highly_variable_genes(adata, n_top_genes=n_top_genes, batch_key=batch_key, subset=True)
     if n_comps is not None:
         pca_rna(adata, n_comps=n_comps, random_state=random_state)
     if _is_mudata(data):
-        data.update()
+        _update(data)

@@ -51,7 +51,10 @@ def embed_umap(
 
     # A throwaway AnnData keeps scanpy's neighbour/umap keys out of the user's object.
     tmp = ad.AnnData(obs=holder.obs[[]].copy(), obsm={"rep": np.asarray(holder.obsm[use_rep])})
-    sc.pp.neighbors(tmp, use_rep="rep", n_neighbors=min(n_neighbors, tmp.n_obs - 1), random_state=random_state)
+    # Exact sklearn kNN: scanpy 1.11's default (pynndescent) path breaks with scipy >= 1.16 above 4,096
+    # cells ('csr_array' has no 'getnnz'); exact search is fast enough at the sizes used here.
+    sc.pp.neighbors(tmp, use_rep="rep", n_neighbors=min(n_neighbors, tmp.n_obs - 1), random_state=random_state,
+                    transformer="sklearn")
     sc.tl.umap(tmp, min_dist=min_dist, random_state=random_state)
     holder.obsm[key_added] = tmp.obsm["X_umap"]
 

@@ -1,0 +1,40 @@
+"""Integration metrics (GLUE's definitions) and cross-modal prediction metrics."""
+
+from ._integration import (
+    BIO_METRICS,
+    MIXING_METRICS,
+    alignment,
+    avg_silhouette_width,
+    avg_silhouette_width_batch,
+    compute_integration_metrics,
+    foscttm,
+    graph_connectivity,
+    integration_metrics,
+    mean_average_precision,
+    neighbor_conservation,
+    seurat_alignment_score,
+    summarize_scores,
+    uniformity,
+)
+from ._prediction import genewise_pearson, genewise_spearman, prediction_metrics, rmse
+
+__all__ = [
+    "mean_average_precision",
+    "avg_silhouette_width",
+    "neighbor_conservation",
+    "graph_connectivity",
+    "seurat_alignment_score",
+    "avg_silhouette_width_batch",
+    "foscttm",
+    "alignment",
+    "uniformity",
+    "integration_metrics",
+    "compute_integration_metrics",
+    "summarize_scores",
+    "BIO_METRICS",
+    "MIXING_METRICS",
+    "genewise_pearson",
+    "genewise_spearman",
+    "rmse",
+    "prediction_metrics",
+]

@@ -1,0 +1,42 @@
+"""Models (scvi-tools style): :class:`Attune` and the reusable building blocks.
+
+* :class:`Attune` - user class: ``setup_mudata``, ``train``, ``get_latent_representation``, ``map_query``,
+  ``get_feature_attention``, ``get_tokens``, ``save``/``load``.
+* :class:`AttuneModule` - the torch module (two teacher-student pairs, NT-Xent loss).
+* :class:`Trainer` - generic loop (Adam, linear lr decay, validation, atomic checkpoints, exact resume).
+* :class:`CSRBatch`, :class:`PairedCSRSource` - sparse mini-batching.
+"""
+
+from ._attune import Attune
+from ._attune_losses import CONTRAST_PAIRS, contrastive_loss, nt_xent
+from ._attune_module import AttuneModule
+from ._attune_nn import SparseFeatureBatchNorm, StudentEncoder, TeacherEncoder
+from ._data import CSRBatch, PairedCSRSource, csr_batch, iter_index_batches
+from ._training import StopTraining, Trainer, atomic_torch_save, evaluate_loss
+
+__all__ = [
+    "Attune",
+    "AttuneModule",
+    "TeacherEncoder",
+    "StudentEncoder",
+    "SparseFeatureBatchNorm",
+    "nt_xent",
+    "contrastive_loss",
+    "CONTRAST_PAIRS",
+    "Trainer",
+    "StopTraining",
+    "atomic_torch_save",
+    "evaluate_loss",
+    "CSRBatch",
+    "PairedCSRSource",
+    "csr_batch",
+    "iter_index_batches",
+]
+
+try:  # the scMVP model lives in its own files (another engineer); export it when present
+    from ._scmvp import ScMVP  # noqa: F401
+except ModuleNotFoundError as _err:  # pragma: no cover
+    if _err.name != f"{__name__}._scmvp":
+        raise
+else:
+    __all__.append("ScMVP")

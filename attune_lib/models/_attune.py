@@ -1,0 +1,534 @@
+"""``Attune``: the user-facing model (scvi-tools style) over a paired RNA + ATAC MuData."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from .._utils import AttuneInputError, as_csr, check_values, get_modality, resolve_device
+from ._attune_module import AttuneModule
+from ._data import PairedCSRSource, csr_batch
+from ._training import Trainer
+
+__all__ = ["Attune"]
+
+_SETUP_KEY = "_attune_setup"
+_FORMAT = "attune_lib.Attune/1"
+_MODS = ("rna", "atac")
+_DEFAULT_KEYS = {"rna": "X_attune_rna", "atac": "X_attune_atac", "joint": "X_attune"}
+
+
+def _where(key: str, layer: str | None) -> str:
+    return f"mdata[{key!r}]." + (f"layers[{layer!r}]" if layer is not None else "X")
+
+
+def _read_matrix(adata, key: str, layer: str | None):
+    if layer is not None:
+        if layer not in adata.layers:
+            raise AttuneInputError(
+                f"layer {layer!r} not found in mdata[{key!r}].layers; available: {sorted(adata.layers)}")
+        return adata.layers[layer]
+    if adata.X is None:
+        raise AttuneInputError(f"mdata[{key!r}].X is empty (None); pass the layer holding the values")
+    return adata.X
+
+
+def _example(names: Iterable[str], k: int = 3) -> str:
+    names = list(names)
+    return ", ".join(map(repr, names[:k])) + (", ..." if len(names) > k else "")
+
+
+def _align_features(var_names: pd.Index, expected: pd.Index, where: str) -> np.ndarray | None:
+    """Column indexer putting ``var_names`` in the model's order (None when already identical)."""
+    if var_names.equals(expected):
+        return None
+    missing = expected.difference(var_names, sort=False)
+    extra = var_names.difference(expected, sort=False)
+    if len(missing) or len(extra):
+        parts = []
+        if len(missing):
+            parts.append(f"{len(missing)} missing ({_example(missing)})")
+        if len(extra):
+            parts.append(f"{len(extra)} extra ({_example(extra)})")
+        raise AttuneInputError(
+            f"{where} has {len(var_names)} features but the model was trained on {len(expected)}: "
+            + " and ".join(parts) + "; subset/reorder the query to the model's features")
+    if not var_names.is_unique:
+        raise AttuneInputError(f"{where} has duplicated feature names; make them unique (var_names_make_unique)")
+    return var_names.get_indexer(expected)
+
+
+class Attune:
+    """Attune cross-modal contrastive model (teacher-student networks per modality).
+
+    Parameters
+    ----------
+    mdata
+        Paired MuData registered with :meth:`setup_mudata`.
+    n_latent
+        Output embedding dimension of every network (128).
+    contrast
+        ``"default"`` (RNA-teacher vs ATAC-teacher + RNA-student vs ATAC-student), ``"intra"``
+        (student vs teacher within each modality) or ``"cross"`` (RNA-teacher vs ATAC-student + RNA-student vs
+        ATAC-teacher; the paper's RtAs_RsAt).
+    dropout
+        Dropout rate of teachers and students.
+    temperature
+        NT-Xent temperature.
+    value_batchnorm
+        The teachers pass the values through a per-feature batch norm before the embeddings (as the original).
+    seed
+        Seeds the weight initialisation, the validation split, shuffling and dropout.
+    n_hidden
+        Feature-embedding dimension of the teachers and hidden width of the students (128).
+
+    Examples
+    --------
+    >>> Attune.setup_mudata(mdata, rna_layer=None, atac_layer="counts")
+    >>> model = Attune(mdata, seed=0)
+    >>> model.train(max_epochs=20)
+    >>> model.get_latent_representation(key_added=True)  # writes mdata.obsm["X_attune"]
+    """
+
+    # ------------------------------------------------------------------------------------------ setup
+    @staticmethod
+    def setup_mudata(mdata, *, rna_key: str = "rna", atac_key: str = "atac", rna_layer: str | None = None,
+                     atac_layer: str | None = None, cell_type_key: str | None = None) -> None:
+        """Validate a paired MuData and record the settings in ``mdata.uns["_attune_setup"]``.
+
+        Parameters
+        ----------
+        mdata
+            MuData with an RNA and an ATAC modality holding the same cells in the same order.
+        rna_key, atac_key
+            Modality names.
+        rna_layer
+            Layer with log-normalised expression (None: ``.X``).
+        atac_layer
+            Layer with the ATAC values fed to the networks as they are (None: ``.X``). Counts, binary
+            accessibility or normalised counts all work; see ``docs/attune_model.md``.
+        cell_type_key
+            Optional ``obs`` column (of ``mdata`` or the RNA modality) with cell types, recorded for downstream use.
+        """
+        rna = get_modality(mdata, rna_key, role="RNA")
+        atac = get_modality(mdata, atac_key, role="ATAC")
+        if rna_key == atac_key:
+            raise AttuneInputError(f"rna_key and atac_key must differ, both are {rna_key!r}")
+        X_rna = _read_matrix(rna, rna_key, rna_layer)
+        X_atac = _read_matrix(atac, atac_key, atac_layer)
+        if rna.n_obs != atac.n_obs or not rna.obs_names.equals(atac.obs_names):
+            raise AttuneInputError(
+                f"modalities {rna_key!r} ({rna.n_obs} cells) and {atac_key!r} ({atac.n_obs} cells) must hold the "
+                "same cells in the same order (paired data); e.g. muon.pp.intersect_obs(mdata)")
+        if mdata.n_obs != rna.n_obs:
+            raise AttuneInputError(
+                f"mdata has {mdata.n_obs} cells but mdata[{rna_key!r}] has {rna.n_obs}; keep only paired cells")
+        check_values(X_rna, name=_where(rna_key, rna_layer))
+        check_values(X_atac, name=_where(atac_key, atac_layer))
+        if cell_type_key is not None and cell_type_key not in mdata.obs and cell_type_key not in rna.obs:
+            raise AttuneInputError(
+                f"cell_type_key {cell_type_key!r} not found in mdata.obs nor mdata[{rna_key!r}].obs")
+        setup = {"rna_key": rna_key, "atac_key": atac_key, "rna_layer": rna_layer, "atac_layer": atac_layer,
+                 "cell_type_key": cell_type_key, "n_genes": int(rna.n_vars), "n_peaks": int(atac.n_vars)}
+        # None values are left out so the MuData stays writable to .h5mu
+        mdata.uns[_SETUP_KEY] = {k: v for k, v in setup.items() if v is not None}
+
+    @staticmethod
+    def _get_setup(mdata) -> dict[str, Any]:
+        if _SETUP_KEY not in getattr(mdata, "uns", {}):
+            raise AttuneInputError(f"mdata.uns[{_SETUP_KEY!r}] not found; call Attune.setup_mudata(mdata, ...) first")
+        s = dict(mdata.uns[_SETUP_KEY])
+        return {k: s.get(k) for k in ("rna_key", "atac_key", "rna_layer", "atac_layer", "cell_type_key")}
+
+    # ------------------------------------------------------------------------------------------- init
+    def __init__(self, mdata, *, n_latent: int = 128, contrast: str = "default", dropout: float = 0.1,
+                 temperature: float = 0.1, value_batchnorm: bool = True, seed: int = 0, n_hidden: int = 128):
+        setup = self._get_setup(mdata)
+        rna = get_modality(mdata, setup["rna_key"], role="RNA")
+        atac = get_modality(mdata, setup["atac_key"], role="ATAC")
+        for key, ad_ in ((setup["rna_key"], rna), (setup["atac_key"], atac)):
+            if not ad_.var_names.is_unique:
+                raise AttuneInputError(f"mdata[{key!r}].var_names are not unique; call var_names_make_unique()")
+        self._build(mdata, setup, {"rna": rna.var_names.copy(), "atac": atac.var_names.copy()},
+                    dict(n_latent=int(n_latent), contrast=contrast, dropout=float(dropout),
+                         temperature=float(temperature), value_batchnorm=bool(value_batchnorm), seed=int(seed),
+                         n_hidden=int(n_hidden)))
+
+    def _build(self, mdata, setup: dict, var_names: dict[str, pd.Index], init_params: dict) -> None:
+        self.mdata = mdata
+        self._setup = setup
+        self._var_names = var_names
+        self.init_params = init_params
+        p = init_params
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(p["seed"])
+            self.module = AttuneModule(
+                len(var_names["rna"]), len(var_names["atac"]), n_hidden=p["n_hidden"], n_latent=p["n_latent"],
+                dropout=p["dropout"], value_batchnorm=p["value_batchnorm"], temperature=p["temperature"],
+                contrast=p["contrast"])
+        self.module.eval()
+        self.is_trained = False
+        self.history = pd.DataFrame()
+
+    @property
+    def seed(self) -> int:
+        return self.init_params["seed"]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def var_names(self) -> dict[str, pd.Index]:
+        """Feature names (model order) per modality, ``{"rna": ..., "atac": ...}``."""
+        return dict(self._var_names)
+
+    # ------------------------------------------------------------------------------------------- data
+    def _matrices(self, mdata=None, *, modalities: Sequence[str] = _MODS) -> dict[str, sp.csr_matrix]:
+        """Validated CSR inputs in the model's feature order (reference or query MuData)."""
+        mdata = self.mdata if mdata is None else mdata
+        s = self._setup
+        n_obs = None
+        out = {}
+        for mod in modalities:
+            key, layer = s[f"{mod}_key"], s[f"{mod}_layer"]
+            adata = get_modality(mdata, key, role=mod.upper())
+            X = _read_matrix(adata, key, layer)
+            where = _where(key, layer)
+            idx = _align_features(adata.var_names, self._var_names[mod], f"mdata[{key!r}]")
+            check_values(X, name=where)
+            X = as_csr(X)
+            if idx is not None:
+                X = X[:, idx]
+            if n_obs is not None and X.shape[0] != n_obs:
+                raise AttuneInputError(f"modalities must hold the same cells; {where} has {X.shape[0]} rows, "
+                                       f"the other modality {n_obs}")
+            n_obs = X.shape[0]
+            out[mod] = X
+        if len(modalities) == 2:
+            a, b = (get_modality(mdata, s[f"{m}_key"]) for m in _MODS)
+            if not a.obs_names.equals(b.obs_names):
+                raise AttuneInputError(f"modalities {s['rna_key']!r} and {s['atac_key']!r} must hold the same "
+                                       "cells in the same order")
+        return out
+
+    @staticmethod
+    def _resolve_cells(adata, cells) -> np.ndarray:
+        n = adata.n_obs
+        if cells is None:
+            return np.arange(n)
+        arr = np.asarray(cells)
+        if arr.dtype == bool:
+            if arr.shape != (n,):
+                raise AttuneInputError(f"boolean cells mask has shape {arr.shape}, expected ({n},)")
+            return np.flatnonzero(arr)
+        if arr.dtype.kind in "iu":
+            if arr.size and (arr.min() < -n or arr.max() >= n):
+                raise AttuneInputError(f"cells indices out of range for {n} cells")
+            return arr % n if arr.size else arr.astype(int)
+        idx = adata.obs_names.get_indexer(arr.astype(str))
+        if (idx < 0).any():
+            raise AttuneInputError(f"{int((idx < 0).sum())} cell name(s) not found, e.g. {_example(arr[idx < 0])}")
+        return idx
+
+    # ------------------------------------------------------------------------------------------ train
+    def train(self, *, max_epochs: int = 20, batch_size: int = 128, lr: float = 1e-4, lr_end: float = 1e-6,
+              validation_fraction: float = 0.0, device: str = "auto", checkpoint_dir: str | os.PathLike | None = None,
+              resume: bool = True, progress_bar: bool = True, callbacks: Iterable[Callable] = ()) -> None:
+        """Contrastive pretraining (Adam, lr decaying linearly from ``lr`` to ``lr_end``).
+
+        Parameters
+        ----------
+        max_epochs
+            Epochs (20 in the paper).
+        batch_size
+            Cells per batch (128; 64 for SHARE-seq in the original). A last batch of one cell is dropped.
+        lr, lr_end
+            Learning rate at the first and last step.
+        validation_fraction
+            Held-out fraction; its loss goes to ``model.history`` as ``val_*`` columns.
+        device
+            ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``.
+        checkpoint_dir
+            Save ``last.pt`` (weights, optimiser, scheduler, RNG states, epoch) there after every epoch.
+        resume
+            Continue from ``checkpoint_dir/last.pt`` when it exists; the result equals an uninterrupted run.
+        progress_bar
+            tqdm bar with the running loss.
+        callbacks
+            ``fn(trainer, epoch, record)`` after each epoch (see :class:`attune_lib.models.Trainer`).
+        """
+        source = PairedCSRSource(self._matrices())
+        trainer = Trainer(
+            self.module, source, max_epochs=max_epochs, batch_size=batch_size, lr=lr, lr_end=lr_end,
+            validation_fraction=validation_fraction, seed=self.seed, device=device, checkpoint_dir=checkpoint_dir,
+            resume=resume, progress_bar=progress_bar, callbacks=callbacks, desc="Attune",
+            fingerprint={**self.init_params, "n_genes": len(self._var_names["rna"]),
+                         "n_peaks": len(self._var_names["atac"])})
+        try:
+            trainer.fit()
+        finally:
+            self.history = trainer.history_frame()
+            self.is_trained = trainer.epoch > 0
+            self.module.eval()
+
+    # ------------------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def _embed(self, X: sp.csr_matrix, modality: str, network: str, batch_size: int) -> np.ndarray:
+        net = self.module.network(modality, network)
+        self.module.eval()
+        dev = self.device
+        out = np.empty((X.shape[0], self.init_params["n_latent"]), dtype=np.float32)
+        for st in range(0, X.shape[0], batch_size):
+            z = net(csr_batch(X, slice(st, st + batch_size)).to(dev))
+            out[st : st + batch_size] = F.normalize(z, dim=1).cpu().numpy()
+        return out
+
+    def get_latent_representation(self, mdata=None, *, modality: str = "joint", network: str = "teacher",
+                                  key_added: str | bool | None = None, batch_size: int = 1024) -> np.ndarray:
+        """Cell embeddings (L2-normalised per modality) in eval mode.
+
+        Parameters
+        ----------
+        mdata
+            MuData with the model's features (default: the training MuData). Feature order may differ;
+            missing or extra features raise an error naming their counts.
+        modality
+            ``"rna"``, ``"atac"`` or ``"joint"`` (concatenation of the normalised RNA and ATAC embeddings,
+            ``2 * n_latent`` columns).
+        network
+            ``"teacher"`` (the cell embedding of the paper) or ``"student"``.
+        key_added
+            Also store the result: a key, or True for the default ``X_attune_rna`` / ``X_attune_atac`` /
+            ``X_attune`` (joint; ``_student`` appended for the students). Per-modality results go to
+            ``mdata.obsm`` and the modality's ``obsm``, joint ones to ``mdata.obsm``. None: only return.
+        batch_size
+            Cells per inference batch.
+
+        Returns
+        -------
+        ``n_cells x n_latent`` (``2 n_latent`` for joint) float32 array.
+        """
+        if modality not in (*_MODS, "joint"):
+            raise AttuneInputError(f"modality must be 'rna', 'atac' or 'joint', got {modality!r}")
+        self.module.network("rna", network)  # validates `network`
+        if batch_size < 1:
+            raise AttuneInputError(f"batch_size must be >= 1, got {batch_size}")
+        mdata = self.mdata if mdata is None else mdata
+        mods = _MODS if modality == "joint" else (modality,)
+        mats = self._matrices(mdata, modalities=mods)
+        parts = [self._embed(mats[m], m, network, batch_size) for m in mods]
+        Z = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        if key_added is not None and key_added is not False:
+            key = key_added if isinstance(key_added, str) else (
+                _DEFAULT_KEYS[modality] + ("_student" if network == "student" else ""))
+            if mdata.n_obs != Z.shape[0]:
+                raise AttuneInputError(f"mdata has {mdata.n_obs} cells but the modalities {Z.shape[0]}; "
+                                       "cannot write mdata.obsm")
+            mdata.obsm[key] = Z
+            if modality != "joint":
+                get_modality(mdata, self._setup[f"{modality}_key"]).obsm[key] = Z
+        return Z
+
+    def map_query(self, query_mdata, *, key_added: str = "X_attune", network: str = "teacher",
+                  batch_size: int = 1024) -> None:
+        """Embed a query MuData with the frozen (eval-mode) model: reference mapping (Supp. Fig. S9).
+
+        Writes ``<key_added>_rna`` and ``<key_added>_atac`` (to ``query_mdata.obsm`` and each modality's
+        ``obsm``) and ``<key_added>`` (joint) to ``query_mdata.obsm``. The query needs the model's features
+        (any order) under the same modality keys and layers as the reference.
+        """
+        if not isinstance(key_added, str) or not key_added:
+            raise AttuneInputError(f"key_added must be a non-empty string, got {key_added!r}")
+        self._matrices(query_mdata)  # validate everything before writing anything
+        for mod in _MODS:
+            self.get_latent_representation(query_mdata, modality=mod, network=network,
+                                           key_added=f"{key_added}_{mod}", batch_size=batch_size)
+        query_mdata.obsm[key_added] = np.concatenate(
+            [query_mdata.obsm[f"{key_added}_rna"], query_mdata.obsm[f"{key_added}_atac"]], axis=1)
+
+    @torch.no_grad()
+    def get_feature_attention(self, mdata=None, *, modality: str = "rna", cells=None, batch_size: int = 256,
+                              dense: bool = False):
+        """Teacher context-attention weights of each cell over its features (eval mode).
+
+        Parameters
+        ----------
+        mdata
+            MuData (default: the training one).
+        modality
+            ``"rna"`` or ``"atac"``.
+        cells
+            Subset: integer positions, a boolean mask or obs names (default: all cells).
+        batch_size
+            Cells per batch.
+        dense
+            Return a dense ``cells x features`` array including the weights of zero-valued features
+            (every feature is a token, so rows sum to 1). Default: a CSR matrix with the weights of the
+            non-zero features only.
+        """
+        self.module.network(modality, "teacher")
+        mdata = self.mdata if mdata is None else mdata
+        X = self._matrices(mdata, modalities=(modality,))[modality]
+        idx = self._resolve_cells(get_modality(mdata, self._setup[f"{modality}_key"]), cells)
+        X = X[idx]
+        if dense and X.shape[0] * X.shape[1] > 2e8:
+            raise AttuneInputError(f"dense=True would allocate {X.shape[0]} x {X.shape[1]} values; pass cells=")
+        teacher = self.module.network(modality, "teacher")
+        self.module.eval()
+        blocks = []
+        for st in range(0, X.shape[0], batch_size):
+            b = csr_batch(X, slice(st, st + batch_size)).to(self.device)
+            _, att = teacher.pool(b, return_attention=True)
+            if dense:
+                prof = att["zero_profile"]
+                W = att["zero_scale"][:, None] * (prof[None, :] if prof is not None
+                                                  else torch.ones(1, b.n_cols, device=b.device))
+                W[b.row_ids(), b.col] = att["nnz"]
+                blocks.append(W.cpu().numpy())
+            else:
+                blocks.append(sp.csr_matrix((att["nnz"].cpu().numpy(), b.col.cpu().numpy(), b.crow.cpu().numpy()),
+                                            shape=b.shape))
+        if dense:
+            return np.concatenate(blocks, axis=0) if blocks else np.zeros((0, X.shape[1]), np.float32)
+        return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, X.shape[1]), dtype=np.float32)
+
+    @torch.no_grad()
+    def get_tokens(self, mdata=None, *, modality: str = "rna", cells=None, batch_size: int = 256,
+                   max_bytes: float = 2 * 1024**3) -> dict[str, Any]:
+        """Per-feature weighted embeddings ("tokens") of the teacher for the regulatory transformer.
+
+        Returns a dict: ``crow``, ``col`` (CSR pattern over the selected cells, model feature order),
+        ``tokens`` (``nnz x n_hidden``, ``value_i * E_i`` with the value after the value batch norm when
+        used), ``attention`` (``nnz``), ``zero_tokens`` (``n_features x n_hidden``: the token of a zero-valued
+        feature, ``a_i E_i``; None without value batch norm, where it is 0), ``obs_names``, ``var_names``.
+        Inside a training loop use ``model.module.<modality>_teacher.tokens(batch)`` on a
+        :class:`~attune_lib.models.CSRBatch` instead (torch tensors, differentiable).
+        """
+        teacher = self.module.network(modality, "teacher")
+        mdata = self.mdata if mdata is None else mdata
+        adata = get_modality(mdata, self._setup[f"{modality}_key"])
+        X = self._matrices(mdata, modalities=(modality,))[modality]
+        idx = self._resolve_cells(adata, cells)
+        X = X[idx]
+        est = X.nnz * teacher.n_hidden * 4
+        if est > max_bytes:
+            raise AttuneInputError(f"tokens of {len(idx)} cells need ~{est / 1024**3:.1f} GiB (nnz={X.nnz}); "
+                                   "select fewer cells with cells= or raise max_bytes")
+        self.module.eval()
+        toks, atts, zero = [], [], None
+        for st in range(0, X.shape[0], batch_size):
+            out = teacher.tokens(csr_batch(X, slice(st, st + batch_size)).to(self.device))
+            toks.append(out["tokens"].cpu().numpy())
+            atts.append(out["attention"].cpu().numpy())
+            if zero is None and out["zero_tokens"] is not None:
+                zero = out["zero_tokens"].cpu().numpy()
+        d = teacher.n_hidden
+        return {
+            "crow": X.indptr.astype(np.int64), "col": X.indices.astype(np.int64),
+            "tokens": np.concatenate(toks) if toks else np.zeros((0, d), np.float32),
+            "attention": np.concatenate(atts) if atts else np.zeros(0, np.float32),
+            "zero_tokens": zero, "obs_names": adata.obs_names[idx].copy(), "var_names": self._var_names[modality],
+        }
+
+    def get_feature_embeddings(self, modality: str = "rna") -> pd.DataFrame:
+        """The teacher's learned feature embedding ``E`` (features x n_hidden) indexed by feature name."""
+        E = self.module.network(modality, "teacher").embedding.detach().cpu().numpy()
+        return pd.DataFrame(E, index=self._var_names[modality])
+
+    # -------------------------------------------------------------------------------------- save/load
+    def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save weights, init parameters, setup, feature names and history to a directory, atomically.
+
+        The files are written to a temporary sibling directory that is then renamed to ``dir_path``, so
+        an interrupted save never leaves a half-written model.
+        """
+        path = Path(dir_path)
+        if path.exists() and not overwrite:
+            raise AttuneInputError(f"{path} already exists; pass overwrite=True to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
+            torch.save(state, tmp / "model.pt")
+            attrs = {"format": _FORMAT, "init_params": self.init_params, "setup": self._setup,
+                     "is_trained": self.is_trained,
+                     "var_names": {m: [str(v) for v in self._var_names[m]] for m in _MODS}}
+            (tmp / "attr.json").write_text(json.dumps(attrs))
+            if len(self.history):
+                self.history.to_csv(tmp / "history.csv")
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+                os.replace(path, old)
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, dir_path: str | os.PathLike, mdata, *, device: str = "cpu") -> Attune:
+        """Load a model saved with :meth:`save` onto ``mdata`` (same features, any order).
+
+        ``mdata`` is set up with the saved settings when it has no ``_attune_setup`` yet.
+        """
+        path = Path(dir_path)
+        attr_file = path / "attr.json"
+        if not attr_file.exists() or not (path / "model.pt").exists():
+            raise AttuneInputError(f"{path} is not a saved Attune model (attr.json/model.pt missing)")
+        attrs = json.loads(attr_file.read_text())
+        if attrs.get("format") != _FORMAT:
+            raise AttuneInputError(f"{attr_file}: unknown format {attrs.get('format')!r}, expected {_FORMAT!r}")
+        setup = attrs["setup"]
+        if _SETUP_KEY not in mdata.uns:
+            cls.setup_mudata(mdata, **setup)
+        var_names = {m: pd.Index(attrs["var_names"][m]) for m in _MODS}
+        self = cls.__new__(cls)
+        self._build(mdata, setup, var_names, attrs["init_params"])
+        self._matrices(mdata)  # checks modalities, layers, values and features
+        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+        self.module.load_state_dict(state)
+        self.module.to(resolve_device(device)).eval()
+        self.is_trained = bool(attrs.get("is_trained", False))
+        hist = path / "history.csv"
+        self.history = pd.read_csv(hist, index_col="epoch") if hist.exists() else pd.DataFrame()
+        return self
+
+    # ------------------------------------------------------------------------------------------- repr
+    def __repr__(self) -> str:
+        p = self.init_params
+        s = self._setup
+        n_par = sum(t.numel() for t in self.module.parameters())
+        if self.is_trained and len(self.history):
+            last = self.history.iloc[-1]
+            trained = f"trained {len(self.history)} epoch(s), final loss {last['loss']:.4f}"
+            if "val_loss" in last:
+                trained += f", val loss {last['val_loss']:.4f}"
+        else:
+            trained = "not trained"
+        return (
+            f"Attune model ({trained})\n"
+            f"  RNA:  {len(self._var_names['rna']):,} genes from {_where(s['rna_key'], s['rna_layer'])}\n"
+            f"  ATAC: {len(self._var_names['atac']):,} peaks from {_where(s['atac_key'], s['atac_layer'])}\n"
+            f"  contrast={p['contrast']!r}, n_hidden={p['n_hidden']}, n_latent={p['n_latent']}, "
+            f"dropout={p['dropout']}, temperature={p['temperature']}, value_batchnorm={p['value_batchnorm']}, "
+            f"seed={p['seed']}\n"
+            f"  {n_par:,} parameters on {self.device}"
+        )

@@ -1,0 +1,315 @@
+"""Benchmark: sparse Attune vs the dense-token formulation, at PBMC-10k scale, on CPU.
+
+Default scale: 12,000 cells x 2,000 genes x 30,000 peaks (the paper's PBMC 10k has 11,909 x 2,000 x
+28,708). Prints, side by side in one run:
+
+* data generation (``--generator simulate``: ``attune_lib.datasets.simulate_multiome(motifs=False)``;
+  ``own``: an inline generator with RNA ~15 % and ATAC ~5 % non-zero; ``auto``: simulate when importable);
+* sparse Attune: measured epoch time(s), projected 20-epoch time, peak resident memory;
+* the dense-token formulation (every feature of every cell is a ``d``-vector, as in the original):
+  forward + backward + Adam on the same mini-batches, timed on a few batches (in chunks of cells that fit
+  ``--dense-mem-gb``) and extrapolated to an epoch; the speed-up ratio;
+* ``--peers``: one epoch of MultiVI (scvi-tools) and GLUE (scglue) when installed, else a skip message.
+
+Examples::
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_attune.py --quick
+    OMP_NUM_THREADS=2 python benchmarks/bench_attune.py            # full scale, ~5-15 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+GiB = 1024**3
+
+
+# ---------------------------------------------------------------------------------------- memory
+class PeakRSS:
+    """Peak resident set size of this process while the block runs (sampled every 20 ms)."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+
+    @staticmethod
+    def rss() -> int:
+        try:
+            import psutil
+
+            return psutil.Process().memory_info().rss
+        except ImportError:  # pragma: no cover
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def __enter__(self):
+        self.start = self.peak = self.rss()
+        self._stop = threading.Event()
+
+        def loop():
+            while not self._stop.wait(self.interval):
+                self.peak = max(self.peak, self.rss())
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    @property
+    def extra(self) -> int:
+        return self.peak - self.start
+
+
+def maxrss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+# ------------------------------------------------------------------------------------------ data
+def own_generator(n_cells, n_genes, n_peaks, *, rna_density=0.15, atac_density=0.05, n_types=8, seed=0):
+    """Paired CSR data with shared cell types: log1p-like RNA values and 1/2 ATAC counts."""
+    import anndata as ad
+    import mudata as md
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, n_types, n_cells)
+
+    def profile(n_feat, density):
+        w = np.exp(rng.normal(0, 1.0, (n_types, n_feat)))
+        return np.minimum(density * w / w.mean(axis=1, keepdims=True), 0.95)
+
+    def draw(prob, values, block=400):
+        mats = []
+        for s in range(0, n_cells, block):
+            lab = labels[s : s + block]
+            depth = rng.lognormal(0, 0.3, (lab.size, 1))
+            mask = rng.random((lab.size, prob.shape[1]), dtype=np.float32) < prob[lab] * depth
+            m = sp.csr_matrix(mask, dtype=np.float32)
+            m.data = values(m.nnz)
+            mats.append(m)
+        return sp.vstack(mats, format="csr")
+
+    rna = draw(profile(n_genes, rna_density), lambda k: np.log1p(rng.gamma(1.5, 2.0, k)).astype(np.float32))
+    atac = draw(profile(n_peaks, atac_density), lambda k: (1 + (rng.random(k) < 0.1)).astype(np.float32))
+    obs = pd.DataFrame({"cell_type": pd.Categorical(labels.astype(str))}, index=[f"cell{i}" for i in range(n_cells)])
+    r = ad.AnnData(rna, obs=obs.copy(), var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]))
+    a = ad.AnnData(atac, obs=obs.copy(),
+                   var=pd.DataFrame(index=[f"chr1:{i * 500}-{i * 500 + 400}" for i in range(n_peaks)]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return md.MuData({"rna": r, "atac": a})
+
+
+def simulated(n_cells, n_genes, n_peaks, seed):
+    """The project simulator; RNA counts are library-normalised and log1p-transformed into .X."""
+    from attune_lib.datasets import simulate_multiome
+
+    mdata = simulate_multiome(n_cells=n_cells, n_genes=n_genes, n_peaks=n_peaks, motifs=False, seed=seed)
+    X = mdata["rna"].X.tocsr().astype(np.float32)
+    X = sp.diags((1e4 / np.maximum(np.asarray(X.sum(1)).ravel(), 1)).astype(np.float32)) @ X
+    X.data = np.log1p(X.data)
+    mdata["rna"].X = X.tocsr()
+    return mdata
+
+
+# ----------------------------------------------------------------------------------- dense timing
+def dense_step(module, opt, Xr, Xa):
+    """One optimisation step of the dense-token formulation (every feature of every cell a token)."""
+    import torch
+
+    from attune_lib.models._attune_losses import contrastive_loss
+    from attune_lib.models._attune_nn import _dense_student_forward, _dense_teacher_forward
+
+    emb = {
+        "rna_teacher": _dense_teacher_forward(module.rna_teacher, Xr),
+        "atac_teacher": _dense_teacher_forward(module.atac_teacher, Xa),
+        "rna_student": _dense_student_forward(module.rna_student, Xr),
+        "atac_student": _dense_student_forward(module.atac_student, Xa),
+    }
+    loss = contrastive_loss(emb, contrast=module.contrast, temperature=module.temperature)["loss"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def sparse_step(module, opt, batch):
+    loss = module.loss(batch)["loss"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+# ---------------------------------------------------------------------------------------- peers
+def time_peers(mdata, *, seed: int) -> list[str]:
+    lines = []
+    try:
+        import scvi  # noqa: F401
+    except ImportError:
+        lines.append("MultiVI: skipped (scvi-tools not installed; pip install 'attune-companion[peers]')")
+    else:
+        try:
+            import mudata as md
+
+            m = md.MuData({"rna": mdata["rna"].copy(), "atac": mdata["atac"].copy()})
+            if "counts" not in m["rna"].layers:  # MultiVI models counts
+                counts = m["rna"].X.copy()
+                counts.data = np.round(np.expm1(counts.data))
+                m["rna"].layers["counts"] = counts
+            if "counts" not in m["atac"].layers:
+                m["atac"].layers["counts"] = m["atac"].X.copy()
+            scvi.settings.seed = seed
+            scvi.model.MULTIVI.setup_mudata(m, rna_layer="counts", atac_layer="counts",
+                                            modalities={"rna_layer": "rna", "atac_layer": "atac"})
+            model = scvi.model.MULTIVI(m, n_genes=m["rna"].n_vars, n_regions=m["atac"].n_vars)
+            t0 = time.perf_counter()
+            model.train(max_epochs=1, early_stopping=False, enable_progress_bar=False)
+            lines.append(f"MultiVI: 1 epoch {time.perf_counter() - t0:.1f} s")
+        except Exception as err:  # noqa: BLE001 - a peer failing must not hide our numbers
+            lines.append(f"MultiVI: failed ({type(err).__name__}: {err})")
+    try:
+        import scglue  # noqa: F401
+    except ImportError:
+        lines.append("GLUE: skipped (scglue not installed; pip install 'attune-companion[peers]')")
+    else:
+        lines.append("GLUE: installed, but timing needs a guidance graph (bedtools + gene/peak coordinates); "
+                     "see the reference notes (~30 s/epoch at 10k x 2,000 x 20k); not timed here")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small smoke run: 1,500 cells x 500 genes x 5,000 peaks")
+    ap.add_argument("--n-cells", type=int)
+    ap.add_argument("--n-genes", type=int)
+    ap.add_argument("--n-peaks", type=int)
+    ap.add_argument("--generator", choices=("auto", "simulate", "own"), default="auto")
+    ap.add_argument("--epochs", type=int, default=1, help="sparse epochs actually run (then extrapolated to 20)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--compare-batches", type=int, default=2, help="batches timed for both formulations")
+    ap.add_argument("--dense-mem-gb", type=float, default=4.0, help="memory budget of one dense chunk")
+    ap.add_argument("--no-value-batchnorm", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    ap.add_argument("--peers", action="store_true", help="also time one MultiVI / GLUE epoch when installed")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", help="write the numbers to this JSON file")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from attune_lib.models import Attune
+    from attune_lib.models._data import csr_batch
+
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("ATTUNE_NO_PROGRESS", "1")
+    n_cells, n_genes, n_peaks = (1500, 500, 5000) if args.quick else (12000, 2000, 30000)
+    n_cells, n_genes, n_peaks = args.n_cells or n_cells, args.n_genes or n_genes, args.n_peaks or n_peaks
+    gen = args.generator
+    if gen == "auto":
+        try:
+            from attune_lib.datasets import simulate_multiome  # noqa: F401
+
+            gen = "simulate"
+        except ImportError:
+            gen = "own"
+    res: dict = {"n_cells": n_cells, "n_genes": n_genes, "n_peaks": n_peaks, "generator": gen,
+                 "threads": args.threads, "batch_size": args.batch_size}
+
+    t0 = time.perf_counter()
+    mdata = simulated(n_cells, n_genes, n_peaks, args.seed) if gen == "simulate" else \
+        own_generator(n_cells, n_genes, n_peaks, seed=args.seed)
+    res["data_s"] = time.perf_counter() - t0
+    dens = {m: mdata[m].X.nnz / (mdata[m].n_obs * mdata[m].n_vars) for m in ("rna", "atac")}
+    res.update(rna_density=dens["rna"], atac_density=dens["atac"])
+    print(f"data: {n_cells:,} cells x {n_genes:,} genes ({dens['rna']:.1%} non-zero) x {n_peaks:,} peaks "
+          f"({dens['atac']:.1%} non-zero); generator={gen}; {res['data_s']:.1f} s; "
+          f"torch threads={torch.get_num_threads()}", flush=True)
+
+    Attune.setup_mudata(mdata)
+    vbn = not args.no_value_batchnorm
+
+    # --- sparse Attune: real training epochs
+    model = Attune(mdata, seed=args.seed, value_batchnorm=vbn)
+    with PeakRSS() as mem:
+        model.train(max_epochs=args.epochs, batch_size=args.batch_size, device="cpu", progress_bar=False)
+    ep = model.history["time_s"].to_numpy()
+    n_batch = int(np.ceil(n_cells / args.batch_size))
+    res.update(sparse_epoch_s=float(ep.mean()), sparse_epochs=ep.tolist(), sparse_20_epochs_min=float(ep.mean() * 20 / 60),
+               sparse_peak_rss_gib=mem.peak / GiB, sparse_extra_rss_gib=mem.extra / GiB,
+               final_loss=float(model.history["loss"].iloc[-1]))
+    t0 = time.perf_counter()
+    with PeakRSS() as mem_inf:
+        model.get_latent_representation(modality="joint")
+    res["embed_all_s"] = time.perf_counter() - t0
+    print(f"sparse Attune: {res['sparse_epoch_s']:.1f} s/epoch ({n_batch} batches, "
+          f"{res['sparse_epoch_s'] / n_batch * 1000:.0f} ms/batch; epochs {', '.join(f'{x:.1f}' for x in ep)}) -> "
+          f"projected 20 epochs {res['sparse_20_epochs_min']:.1f} min; peak RSS {res['sparse_peak_rss_gib']:.2f} GiB "
+          f"(+{res['sparse_extra_rss_gib']:.2f} GiB during training); embedding all cells {res['embed_all_s']:.1f} s",
+          flush=True)
+
+    # --- the same batches, both formulations
+    module = model.module
+    module.train()
+    rng = np.random.default_rng(args.seed)
+    batches = [np.sort(rng.choice(n_cells, args.batch_size, replace=False)) for _ in range(args.compare_batches)]
+    X_r = mdata["rna"].X.tocsr()
+    X_a = mdata["atac"].X.tocsr()
+    opt = torch.optim.Adam(module.parameters(), lr=1e-6)
+    sparse_t = []
+    for idx in batches:
+        b = {"rna": csr_batch(X_r, idx), "atac": csr_batch(X_a, idx)}
+        t0 = time.perf_counter()
+        sparse_step(module, opt, b)
+        sparse_t.append(time.perf_counter() - t0)
+    d = module.rna_teacher.n_hidden
+    per_cell = 6 * (n_genes + n_peaks) * d * 4  # ~6 live cells x features x d float32 tensors per cell
+    chunk = args.batch_size
+    while chunk > 2 and chunk * per_cell > args.dense_mem_gb * GiB:
+        chunk //= 2
+    dense_t = []
+    with PeakRSS() as mem_dense:
+        for idx in batches:
+            t0 = time.perf_counter()
+            for s in range(0, idx.size, chunk):
+                sub = idx[s : s + chunk]
+                Xr = torch.from_numpy(X_r[sub].toarray())
+                Xa = torch.from_numpy(X_a[sub].toarray())
+                dense_step(module, opt, Xr, Xa)
+            dense_t.append(time.perf_counter() - t0)
+    sb, db = float(np.mean(sparse_t)), float(np.mean(dense_t))
+    res.update(compare_sparse_batch_s=sb, compare_dense_batch_s=db, dense_chunk_cells=chunk,
+               dense_epoch_s=db * n_batch, dense_20_epochs_h=db * n_batch * 20 / 3600,
+               dense_extra_rss_gib=mem_dense.extra / GiB, speedup=db / sb, maxrss_gib=maxrss_bytes() / GiB)
+    print(f"dense tokens (original formulation), same {len(batches)} batches of {args.batch_size} cells "
+          f"(run in chunks of {chunk} cells): {db:.2f} s/batch vs sparse {sb:.3f} s/batch -> "
+          f"speed-up {res['speedup']:.1f}x; dense epoch ~{res['dense_epoch_s'] / 60:.1f} min (extrapolated), "
+          f"20 epochs ~{res['dense_20_epochs_h']:.1f} h; dense chunk peak +{res['dense_extra_rss_gib']:.2f} GiB RSS",
+          flush=True)
+    print(f"process max RSS (getrusage, incl. data): {res['maxrss_gib']:.2f} GiB")
+
+    if args.peers:
+        for line in time_peers(mdata, seed=args.seed):
+            print(line, flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(res, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
