@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from attune_lib._utils import AttuneInputError
 from attune_lib.datasets._simulate import PCHIC_CELL_TYPES, _jaspar_pfm, simulate_multiome
 
-TINY = dict(n_cells=150, n_genes=150, n_peaks=800)
+TINY = {"n_cells": 150, "n_genes": 150, "n_peaks": 800}
 
 
 # ------------------------------------------------------------------ helpers
@@ -134,8 +134,15 @@ def test_structure_and_fields(sim_small):
             assert col in ad_.obs
         assert isinstance(ad_.obs["cell_type"].dtype, pd.CategoricalDtype)
     assert set(rna.obs["cell_type"].cat.categories) == {
-        "CD14 Mono", "CD16 Mono", "cDC", "pDC", "B naive", "CD4 T", "CD8 T", "NK"
-    }  # fmt: skip
+        "CD14 Mono",
+        "CD16 Mono",
+        "cDC",
+        "pDC",
+        "B naive",
+        "CD4 T",
+        "CD8 T",
+        "NK",
+    }
     assert rna.obs["pseudotime"].isna().all()  # pbmc has no trajectory
     assert {"cell_type", "batch", "lineage"} <= set(sim_small.obs.columns)
     # genome annotation
@@ -423,7 +430,7 @@ def test_tf_expression_drives_motif_peaks(sim_skin_small):
     nfib_acc = np.asarray(
         atac[:, tf_peak.loc[tf_peak.tf == "Nfib", "peak"].tolist()].X.mean(1)
     ).ravel()
-    pb = lambda x: np.array([x[bins == b].mean() for b in range(10)])  # noqa: E731
+    pb = lambda x: np.array([x[bins == b].mean() for b in range(10)])
     assert np.corrcoef(pb(lef1), pb(acc))[0, 1] > 0.8
     assert np.corrcoef(pb(lef1), pb(nfib_acc))[0, 1] < 0
 
@@ -448,7 +455,7 @@ def test_cortex_boundary(sim_cortex_small):
     atac_score = A[:, pi.get_indexer(links[links.gene.isin(mat)].peak)].mean(1) - A[
         :, pi.get_indexer(links[links.gene.isin(imm)].peak)
     ].mean(1)
-    rank = lambda x: pd.Series(x).rank().to_numpy() / len(x)  # noqa: E731
+    rank = lambda x: pd.Series(x).rank().to_numpy() / len(x)
     disagreement = rank(atac_score) - rank(rna_score)
     assert disagreement[expected].mean() > disagreement[~expected].mean() + 0.08
     # other presets have no boundary
@@ -469,9 +476,16 @@ def test_trajectory_metadata(sim_skin_small, sim_cortex_small, sim_small):
     skin = sim_skin_small["rna"].obs
     assert set(skin.cell_type.cat.categories) == {"TAC-1", "TAC-2", "IRS", "Medulla", "Hair Shaft"}
     assert set(skin.lineage.cat.categories) == {"IRS", "Medulla", "Hair Shaft"}
-    assert {"Gli3", "Lef1", "Nfib", "Sox5", "Foxp1", "Dach1"} <= set(sim_skin_small["rna"].var_names)
+    assert {"Gli3", "Lef1", "Nfib", "Sox5", "Foxp1", "Dach1"} <= set(
+        sim_skin_small["rna"].var_names
+    )
     cortex = sim_cortex_small["rna"].obs
-    assert list(cortex.cell_type.cat.categories) == ["RG", "IPC", "Neuron immature", "Neuron mature"]
+    assert list(cortex.cell_type.cat.categories) == [
+        "RG",
+        "IPC",
+        "Neuron immature",
+        "Neuron mature",
+    ]
     assert sim_small.uns["truth"]["start_cell"] == ""
     assert np.isnan(sim_small.uns["truth"]["boundary"]).all()
     assert not sim_small["rna"].obs["truth_boundary"].any()
@@ -481,8 +495,19 @@ def test_trajectory_metadata(sim_skin_small, sim_cortex_small, sim_small):
 def test_pchic_table(sim_small):
     rna, atac, truth = sim_small["rna"], sim_small["atac"], sim_small.uns["truth"]
     pc = truth["pchic"]
-    cols = ["baitChr", "baitStart", "baitEnd", "baitID", "baitName",
-            "oeChr", "oeStart", "oeEnd", "oeID", "oeName", "dist"]  # fmt: skip
+    cols = [
+        "baitChr",
+        "baitStart",
+        "baitEnd",
+        "baitID",
+        "baitName",
+        "oeChr",
+        "oeStart",
+        "oeEnd",
+        "oeID",
+        "oeName",
+        "dist",
+    ]
     assert list(pc.columns) == cols + list(PCHIC_CELL_TYPES)
     assert len(pc) > 100
     scores = pc[list(PCHIC_CELL_TYPES)].to_numpy()
@@ -506,8 +531,11 @@ def test_pchic_table(sim_small):
     linked = set(zip(links.gene, links.peak))
     hit = []
     for row in pc.itertuples():
-        cand = peaks[(peaks.chrom_short == row.oeChr) & (peaks.end >= row.oeStart - 1000)
-                     & (peaks.start <= row.oeEnd + 1000)]  # fmt: skip
+        cand = peaks[
+            (peaks.chrom_short == row.oeChr)
+            & (peaks.end >= row.oeStart - 1000)
+            & (peaks.start <= row.oeEnd + 1000)
+        ]
         genes = row.baitName.split(";")
         hit.append(any((g, p) in linked for g in genes for p in cand.index))
     assert 0.6 < np.mean(hit) < 0.98
@@ -530,8 +558,11 @@ def test_pchic_noise_parameter():
         linked = set(zip(links.gene, links.peak))
         hits = []
         for row in pc.itertuples():
-            c = atac[(atac.chrom.str[3:] == row.oeChr) & (atac.end >= row.oeStart)
-                     & (atac.start <= row.oeEnd)]  # fmt: skip
+            c = atac[
+                (atac.chrom.str[3:] == row.oeChr)
+                & (atac.end >= row.oeStart)
+                & (atac.start <= row.oeEnd)
+            ]
             hits.append(any((g, p) in linked for g in row.baitName.split(";") for p in c.index))
         return np.mean(hits)
 
@@ -552,7 +583,9 @@ def test_h5mu_roundtrip(sim_skin_small, tmp_path):
             back[mod].var, sim_skin_small[mod].var, check_dtype=False, check_categorical=False
         )
         for col in ("cell_type", "pseudotime", "lineage", "batch", "truth_boundary"):
-            assert (back[mod].obs[col].astype(str) == sim_skin_small[mod].obs[col].astype(str)).all()
+            assert (
+                back[mod].obs[col].astype(str) == sim_skin_small[mod].obs[col].astype(str)
+            ).all()
     np.testing.assert_allclose(
         back["atac"].layers["truth_prob"], sim_skin_small["atac"].layers["truth_prob"]
     )
@@ -584,18 +617,18 @@ def test_h5mu_roundtrip_pbmc_empty_fields(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        (dict(preset="liver"), "preset"),
-        (dict(size="huge"), "size"),
-        (dict(n_cells=0), "n_cells"),
-        (dict(n_cells=-5), "n_cells"),
-        (dict(n_cells=2.5), "n_cells"),
-        (dict(n_genes=10), "n_genes"),
-        (dict(n_peaks=100), "n_peaks"),
-        (dict(n_batches=0), "n_batches"),
-        (dict(seed=-1), "seed"),
-        (dict(link_noise=1.5), "link_noise"),
-        (dict(pchic_noise=-0.1), "pchic_noise"),
-        (dict(motifs="yes"), "motifs"),
+        ({"preset": "liver"}, "preset"),
+        ({"size": "huge"}, "size"),
+        ({"n_cells": 0}, "n_cells"),
+        ({"n_cells": -5}, "n_cells"),
+        ({"n_cells": 2.5}, "n_cells"),
+        ({"n_genes": 10}, "n_genes"),
+        ({"n_peaks": 100}, "n_peaks"),
+        ({"n_batches": 0}, "n_batches"),
+        ({"seed": -1}, "seed"),
+        ({"link_noise": 1.5}, "link_noise"),
+        ({"pchic_noise": -0.1}, "pchic_noise"),
+        ({"motifs": "yes"}, "motifs"),
     ],
 )
 def test_bad_parameters(kwargs, name):

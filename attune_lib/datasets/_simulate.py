@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from .._utils import AttuneInputError, as_csr, progress
 
-__all__ = ["simulate_multiome", "SIZES", "PRESETS", "PCHIC_CELL_TYPES"]
+__all__ = ["PCHIC_CELL_TYPES", "PRESETS", "SIZES", "simulate_multiome"]
 
 #: ``size`` presets: (n_cells, n_genes, n_peaks).
 SIZES: dict[str, tuple[int, int, int]] = {
@@ -221,9 +221,15 @@ def _skin() -> _Preset:
         lagging_named={"Gli3": 0.12},
         n_lagging_synthetic=8,
         lagging_programs=("early", "late", "IRS", "Medulla", "Hair Shaft"),
-        gli3={"gene": "Gli3", "early_tfs": ("Nfib", "Sox5"), "late_tf": "Lef1", "n_early": 6,
-              "n_late": 6, "lag": 0.12},
-    )  # fmt: skip
+        gli3={
+            "gene": "Gli3",
+            "early_tfs": ("Nfib", "Sox5"),
+            "late_tf": "Lef1",
+            "n_early": 6,
+            "n_late": 6,
+            "lag": 0.12,
+        },
+    )
 
 
 def _cortex() -> _Preset:
@@ -274,15 +280,26 @@ def _cortex() -> _Preset:
         fates=("neuronal",),
         fate_props=(1.0,),
         branch_t=1.01,
-        type_bounds=((0.25, "RG"), (0.45, "IPC"), (0.70, "Neuron immature"), (1.01, "Neuron mature")),
+        type_bounds=(
+            (0.25, "RG"),
+            (0.45, "IPC"),
+            (0.70, "Neuron immature"),
+            (1.01, "Neuron mature"),
+        ),
         lagging_named={"GLI3": 0.10, "CNTNAP2": 0.10, "DCC": 0.10, "SLIT2": 0.15, "KCND2": 0.15},
         n_lagging_synthetic=4,
         lagging_programs=("neuronal", "Neuron mature"),
-        gli3={"gene": "GLI3", "early_tfs": ("SOX2", "PAX6"), "late_tf": "LEF1", "n_early": 6,
-              "n_late": 6, "lag": 0.10},
+        gli3={
+            "gene": "GLI3",
+            "early_tfs": ("SOX2", "PAX6"),
+            "late_tf": "LEF1",
+            "n_early": 6,
+            "n_late": 6,
+            "lag": 0.10,
+        },
         boundary=(0.62, 0.80),
         boundary_delay=0.15,
-    )  # fmt: skip
+    )
 
 
 PRESETS = {"pbmc": _pbmc, "skin": _skin, "cortex": _cortex}
@@ -323,9 +340,8 @@ def _boundary_delay(t: np.ndarray, preset: _Preset) -> np.ndarray:
     return preset.boundary_delay * _sigmoid((t - a) / s) * (1.0 - _sigmoid((t - b) / s))
 
 
-@functools.lru_cache(maxsize=None)
-def _jaspar_pfm(matrix_id: str) -> np.ndarray:
-    """Position frequency matrix (4 x L, rows A, C, G, T; columns sum to 1) from JASPAR 2022."""
+@functools.cache
+def _jaspar_db():
     try:
         from pyjaspar import jaspardb
     except ImportError as err:  # pragma: no cover - pyjaspar is a dependency
@@ -333,20 +349,20 @@ def _jaspar_pfm(matrix_id: str) -> np.ndarray:
             "simulate_multiome(motifs=True) needs the 'pyjaspar' package (JASPAR 2022 motifs, "
             "works offline); install it with `pip install pyjaspar` or pass motifs=False"
         ) from err
+    return jaspardb(release="JASPAR2022")
+
+
+@functools.cache
+def _jaspar_pfm(matrix_id: str) -> np.ndarray:
+    """Position frequency matrix (4 x L, rows A, C, G, T; columns sum to 1) from JASPAR 2022."""
+    db = _jaspar_db()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        motif = _jaspar_db().fetch_motif_by_id(matrix_id)
+        motif = db.fetch_motif_by_id(matrix_id)
     if motif is None:  # pragma: no cover - ids are fixed in the presets
         raise AttuneInputError(f"JASPAR 2022 has no motif {matrix_id!r}")
     counts = np.array([motif.counts[b] for b in "ACGT"], dtype=float) + 0.25
     return counts / counts.sum(axis=0, keepdims=True)
-
-
-@functools.lru_cache(maxsize=1)
-def _jaspar_db():
-    from pyjaspar import jaspardb
-
-    return jaspardb(release="JASPAR2022")
 
 
 def _check_int(value, name: str, *, minimum: int) -> int:
@@ -531,12 +547,31 @@ def simulate_multiome(
         tf_pos = None
     pchic = _simulate_pchic(spec, genome, pchic_noise, rng_pchic)
     return _assemble(
-        spec, cells, genome, rna_counts, atac_counts, truth_mean, truth_prob, sequences, gc,
-        tf_pos, pchic,
-        params=dict(preset=preset, size=size, seed=seed, n_cells=n_cells, n_genes=n_genes,
-                    n_peaks=n_peaks, n_batches=n_batches, link_noise=link_noise,
-                    pchic_noise=pchic_noise, motifs=bool(motifs), truth_layers=bool(truth_layers)),
-    )  # fmt: skip
+        spec,
+        cells,
+        genome,
+        rna_counts,
+        atac_counts,
+        truth_mean,
+        truth_prob,
+        sequences,
+        gc,
+        tf_pos,
+        pchic,
+        params={
+            "preset": preset,
+            "size": size,
+            "seed": seed,
+            "n_cells": n_cells,
+            "n_genes": n_genes,
+            "n_peaks": n_peaks,
+            "n_batches": n_batches,
+            "link_noise": link_noise,
+            "pchic_noise": pchic_noise,
+            "motifs": bool(motifs),
+            "truth_layers": bool(truth_layers),
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -583,11 +618,22 @@ def _simulate_cells(
         in_boundary = (t >= spec.boundary[0]) & (t <= spec.boundary[1])
     else:
         in_boundary = np.zeros(n, dtype=bool)
-    return dict(
-        n=n, t=t, fate=fate, ctype=ctype, lineage=lineage, state=state, jit_mult=jit_mult,
-        jit_add=jit_add, tf_offset=tf_offset, batch=batch, lib=lib, depth=depth, delay=delay,
-        in_boundary=in_boundary,
-    )  # fmt: skip
+    return {
+        "n": n,
+        "t": t,
+        "fate": fate,
+        "ctype": ctype,
+        "lineage": lineage,
+        "state": state,
+        "jit_mult": jit_mult,
+        "jit_add": jit_add,
+        "tf_offset": tf_offset,
+        "batch": batch,
+        "lib": lib,
+        "depth": depth,
+        "delay": delay,
+        "in_boundary": in_boundary,
+    }
 
 
 def _drivers(spec: _Preset, cells: dict, idx: np.ndarray, t: np.ndarray | None) -> np.ndarray:
@@ -596,7 +642,6 @@ def _drivers(spec: _Preset, cells: dict, idx: np.ndarray, t: np.ndarray | None) 
     Column 0 is a constant (housekeeping), then one column per program, then one per TF (the TF's
     activity, which is also its expression program). Per-cell jitter is the same at every ``t``.
     """
-    K = len(spec.programs)
     fate, ctype = cells["fate"][idx], cells["ctype"][idx]
     state = cells["state"][idx]
     tt = np.zeros(len(idx)) if t is None else t
@@ -649,7 +694,9 @@ def _simulate_genome(spec: _Preset, G: int, P: int, link_noise: float, rng) -> d
     role[len(named) :] = np.where(housekeeping, "housekeeping", "program")
     # driver column of each gene: TF genes -> own TF column; program genes -> a TF of the program
     # (75%, motif-mediated) or the program column; housekeeping -> constant column 0.
-    prog_tfs = {k: [tf_col[n] for n, v in spec.tfs.items() if prog_index[v[0]] == k] for k in range(K)}
+    prog_tfs = {
+        k: [tf_col[n] for n, v in spec.tfs.items() if prog_index[v[0]] == k] for k in range(K)
+    }
     gene_driver = np.zeros(G, dtype=int)
     u = rng.random(G)
     pick = rng.integers(0, 1 << 30, size=G)
@@ -668,13 +715,12 @@ def _simulate_genome(spec: _Preset, G: int, P: int, link_noise: float, rng) -> d
         lag[np.flatnonzero(genes == name)] = value
     if spec.n_lagging_synthetic:
         cand = np.flatnonzero(
-            np.isin(program, [prog_index[p] for p in spec.lagging_programs])
-            & (role == "program")
+            np.isin(program, [prog_index[p] for p in spec.lagging_programs]) & (role == "program")
         )
         chosen = rng.choice(cand, size=min(spec.n_lagging_synthetic, len(cand)), replace=False)
         lag[chosen] = rng.choice(np.asarray(spec.lag_values), size=len(chosen))
     # ---- chromosomes and gene placement
-    n_x = max(2, int(round(0.04 * G)))
+    n_x = max(2, round(0.04 * G))
     x_genes = rng.choice(np.arange(len(named), G), size=n_x, replace=False)
     is_x = np.zeros(G, dtype=bool)
     is_x[x_genes] = True
@@ -708,13 +754,12 @@ def _simulate_genome(spec: _Preset, G: int, P: int, link_noise: float, rng) -> d
     gstart = np.where(strand == "+", tss, tss + 1 - glen)
     gend = np.where(strand == "+", tss + glen, tss + 1)
     # ---- peaks
-    width_p = lambda m: rng.integers(300, 501, size=m)  # noqa: E731
     has_prom = (rng.random(G) < 0.92) | (role != "program")
     prom_genes = np.flatnonzero(has_prom)
     n_prom = len(prom_genes)
     gli3_g = int(np.flatnonzero(genes == spec.gli3["gene"])[0]) if spec.gli3 else -1
     n_gli3 = (spec.gli3["n_early"] + spec.gli3["n_late"]) if spec.gli3 else 0
-    n_bg = int(round(0.15 * P))
+    n_bg = round(0.15 * P)
     n_dist = P - n_prom - n_bg - n_gli3
     if n_dist < 0:  # pragma: no cover - prevented by n_peaks >= 2 n_genes
         n_bg, n_dist = max(P - n_prom - n_gli3, 0), 0
@@ -726,9 +771,12 @@ def _simulate_genome(spec: _Preset, G: int, P: int, link_noise: float, rng) -> d
     d_abs = np.where(
         comp < 0.6,
         2_000 + rng.exponential(60_000, size=n_dist),
-        np.where(comp < 0.9, 2_000 + rng.exponential(250_000, size=n_dist),
-                 rng.uniform(2_000, _MAX_LINK_BP, size=n_dist)),
-    )  # fmt: skip
+        np.where(
+            comp < 0.9,
+            2_000 + rng.exponential(250_000, size=n_dist),
+            rng.uniform(2_000, _MAX_LINK_BP, size=n_dist),
+        ),
+    )
     d_abs = np.minimum(d_abs, _MAX_LINK_BP - 1_000)
     sign = np.where(rng.random(n_dist) < 0.5, -1, 1)
     dist_center = tss[dist_gene] + sign * d_abs.astype(np.int64)
@@ -743,23 +791,42 @@ def _simulate_genome(spec: _Preset, G: int, P: int, link_noise: float, rng) -> d
     bg_chrom = np.array(names, dtype=object)[rng.choice(len(names), size=n_bg, p=clen / clen.sum())]
     bg_center = (rng.random(n_bg) * np.array([chrom_len[c] for c in bg_chrom])).astype(np.int64)
     # assemble all peaks: kind 0 promoter, 1 distal, 2 gli3 group, 3 background
-    p_chrom = np.concatenate([chrom[prom_genes], chrom[dist_gene], np.full(n_gli3, chrom[gli3_g] if spec.gli3 else "", dtype=object), bg_chrom])  # noqa: E501
-    p_center = np.concatenate([
-        tss[prom_genes] + rng.integers(-100, 101, size=n_prom), dist_center, gli3_center, bg_center
-    ])  # fmt: skip
-    p_kind = np.concatenate([np.zeros(n_prom, int), np.ones(n_dist, int), np.full(n_gli3, 2), np.full(n_bg, 3)])  # noqa: E501
+    p_chrom = np.concatenate(
+        [
+            chrom[prom_genes],
+            chrom[dist_gene],
+            np.full(n_gli3, chrom[gli3_g] if spec.gli3 else "", dtype=object),
+            bg_chrom,
+        ]
+    )
+    p_center = np.concatenate(
+        [
+            tss[prom_genes] + rng.integers(-100, 101, size=n_prom),
+            dist_center,
+            gli3_center,
+            bg_center,
+        ]
+    )
+    p_kind = np.concatenate(
+        [np.zeros(n_prom, int), np.ones(n_dist, int), np.full(n_gli3, 2), np.full(n_bg, 3)]
+    )
     p_gene = np.concatenate([prom_genes, dist_gene, np.full(n_gli3, gli3_g), np.full(n_bg, -1)])
-    p_group = np.concatenate([np.zeros(n_prom + n_dist, int),
-                              np.repeat([1, 2], [spec.gli3["n_early"], spec.gli3["n_late"]]) if spec.gli3 else np.zeros(0, int),  # noqa: E501
-                              np.zeros(n_bg, int)])  # fmt: skip
-    p_width = width_p(len(p_center))
+    p_group = np.concatenate(
+        [
+            np.zeros(n_prom + n_dist, int),
+            np.repeat([1, 2], [spec.gli3["n_early"], spec.gli3["n_late"]])
+            if spec.gli3
+            else np.zeros(0, int),
+            np.zeros(n_bg, int),
+        ]
+    )
+    p_width = rng.integers(300, 501, size=len(p_center))  # peak widths 300-500 bp
     # clip to chromosome bounds, then resolve overlaps per chromosome (sorted, shift right)
     p_len_chr = np.array([chrom_len[c] for c in p_chrom])
     p_start = np.clip(p_center - p_width // 2, 10_000, p_len_chr - 20_000).astype(np.int64)
     order = np.lexsort((p_start, pd.Categorical(p_chrom, categories=names).codes))
     p_chrom, p_start, p_width = p_chrom[order], p_start[order], p_width[order]
     p_kind, p_gene, p_group = p_kind[order], p_gene[order], p_group[order]
-    p_center_orig = p_center[order]
     for cname in names:
         sel = np.flatnonzero(p_chrom == cname)
         if len(sel) == 0:
@@ -772,7 +839,6 @@ def _simulate_genome(spec: _Preset, G: int, P: int, link_noise: float, rng) -> d
     peak_names = np.array(
         [f"{c}:{s}-{e}" for c, s, e in zip(p_chrom, p_start, p_end)], dtype=object
     )
-    del p_center_orig
     p_mid = (p_start + p_end) // 2
     # ---- true links (peak -> gene)
     link_p, link_g, link_w, link_kind = [], [], [], []
@@ -844,28 +910,57 @@ def _simulate_genome(spec: _Preset, G: int, P: int, link_noise: float, rng) -> d
         # the gli3-like promoter follows the early program weakly (basal accessibility)
         gp = np.flatnonzero((p_kind == 0) & (p_gene == gli3_g))
         d1[gp] = early_cols[0]
-        gli3_info = dict(gene=gli3_g, early=early, late=late)
+        gli3_info = {"gene": gli3_g, "early": early, "late": late}
     basal = np.where(p_kind == 0, rng.uniform(0.3, 0.6, size=P), rng.uniform(0.0, 0.1, size=P))
     d2 = rng.integers(1, n_drv, size=P)
     eta = np.clip(link_noise * 2.0 * rng.beta(2.0, 2.0, size=P), 0.0, 0.95)
     # ---- TF -> peak regulation (motif planted where the driver is a TF column);
     # a TF's own regulatory peaks are driven by its activity but carry no self-motif
     tf_of_peak = np.where(d1 > K, d1 - 1 - K, -1)
-    self_peak = (tf_of_peak >= 0) & own & (role[np.maximum(p_gene, 0)] == "tf") & (
-        np.array(tf_names + [""], dtype=object)[tf_of_peak] == genes[np.maximum(p_gene, 0)]
+    self_peak = (
+        (tf_of_peak >= 0)
+        & own
+        & (role[np.maximum(p_gene, 0)] == "tf")
+        & (np.array(tf_names + [""], dtype=object)[tf_of_peak] == genes[np.maximum(p_gene, 0)])
     )
     tf_of_peak[self_peak] = -1
     # ---- GC content targets: promoters GC-rich
     gc_target = np.where(p_kind == 0, rng.beta(12, 8, size=P), rng.beta(8, 11, size=P))
-    return dict(
-        genes=genes, program=program, role=role, gene_driver=gene_driver, lag=lag, chrom=chrom,
-        tss=tss, strand=strand, gstart=gstart, gend=gend, chrom_names=names, chrom_len=chrom_len,
-        peak_names=peak_names, p_chrom=p_chrom, p_start=p_start, p_end=p_end, p_kind=p_kind,
-        p_gene=p_gene, link_p=link_p, link_g=link_g, link_w=link_w, link_kind=link_kind,
-        link_d=link_d, d1=d1, d2=d2, eta=eta.astype(np.float32), basal=basal.astype(np.float32),
-        tf_of_peak=tf_of_peak, tf_names=tf_names, peak_gc_target=gc_target, gli3=gli3_info,
-        n_drivers=n_drv, tf_motif_ids={name: v[1] for name, v in spec.tfs.items()},
-    )  # fmt: skip
+    return {
+        "genes": genes,
+        "program": program,
+        "role": role,
+        "gene_driver": gene_driver,
+        "lag": lag,
+        "chrom": chrom,
+        "tss": tss,
+        "strand": strand,
+        "gstart": gstart,
+        "gend": gend,
+        "chrom_names": names,
+        "chrom_len": chrom_len,
+        "peak_names": peak_names,
+        "p_chrom": p_chrom,
+        "p_start": p_start,
+        "p_end": p_end,
+        "p_kind": p_kind,
+        "p_gene": p_gene,
+        "link_p": link_p,
+        "link_g": link_g,
+        "link_w": link_w,
+        "link_kind": link_kind,
+        "link_d": link_d,
+        "d1": d1,
+        "d2": d2,
+        "eta": eta.astype(np.float32),
+        "basal": basal.astype(np.float32),
+        "tf_of_peak": tf_of_peak,
+        "tf_names": tf_names,
+        "peak_gc_target": gc_target,
+        "gli3": gli3_info,
+        "n_drivers": n_drv,
+        "tf_motif_ids": {name: v[1] for name, v in spec.tfs.items()},
+    }
 
 
 def _model_parameters(spec: _Preset, genome: dict, n_batches: int, rng) -> dict:
@@ -895,12 +990,18 @@ def _model_parameters(spec: _Preset, genome: dict, n_batches: int, rng) -> dict:
     atac_batch = rng.normal(0.0, 0.25, size=(n_batches, P)) if n_batches > 1 else np.zeros((1, P))
     lib_batch = np.exp(rng.normal(0.0, 0.2, size=n_batches)) if n_batches > 1 else np.ones(1)
     depth_batch = np.exp(rng.normal(0.0, 0.2, size=n_batches)) if n_batches > 1 else np.ones(1)
-    return dict(
-        b=b.astype(np.float32), beta=beta.astype(np.float32), theta=theta, W=W,
-        lo=(lo + gc_effect).astype(np.float32), amp=amp.astype(np.float32),
-        rna_batch=rna_batch.astype(np.float32), atac_batch=atac_batch.astype(np.float32),
-        lib_batch=lib_batch, depth_batch=depth_batch,
-    )  # fmt: skip
+    return {
+        "b": b.astype(np.float32),
+        "beta": beta.astype(np.float32),
+        "theta": theta,
+        "W": W,
+        "lo": (lo + gc_effect).astype(np.float32),
+        "amp": amp.astype(np.float32),
+        "rna_batch": rna_batch.astype(np.float32),
+        "atac_batch": atac_batch.astype(np.float32),
+        "lib_batch": lib_batch,
+        "depth_batch": depth_batch,
+    }
 
 
 def _peak_state(D: np.ndarray, genome: dict, peaks: slice | np.ndarray) -> np.ndarray:
@@ -914,7 +1015,9 @@ def _peak_state(D: np.ndarray, genome: dict, peaks: slice | np.ndarray) -> np.nd
     return S
 
 
-def _simulate_counts(spec: _Preset, cells: dict, genome: dict, model: dict, truth_layers: bool, rng):
+def _simulate_counts(
+    spec: _Preset, cells: dict, genome: dict, model: dict, truth_layers: bool, rng
+):
     n, G, P = cells["n"], len(genome["genes"]), len(genome["peak_names"])
     W = model["W"]
     lag = genome["lag"]
@@ -959,7 +1062,8 @@ def _simulate_counts(spec: _Preset, cells: dict, genome: dict, model: dict, trut
         for value, g_idx, rows, Wr in groups:
             if shifted:
                 t_rna = t - cells["delay"][idx] - value
-                Dg = D if (value == 0 and not cells["delay"][idx].any()) else _drivers(spec, cells, idx, t_rna)  # noqa: E501
+                same = value == 0 and not cells["delay"][idx].any()
+                Dg = D if same else _drivers(spec, cells, idx, t_rna)
                 Sg = S[:, rows] if Dg is D else _peak_state(Dg, genome, rows)
             else:
                 Sg = S[:, rows]
@@ -1033,7 +1137,7 @@ def _simulate_sequences(genome: dict, rng) -> tuple[np.ndarray, np.ndarray, dict
     seqs = np.array(
         [arr[i, : lengths[i]].tobytes().decode("ascii") for i in range(P)], dtype=object
     )
-    return seqs, gc_exact.astype(np.float64), dict(position=position, strand=strand)
+    return seqs, gc_exact.astype(np.float64), {"position": position, "strand": strand}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1081,7 +1185,7 @@ def _simulate_pchic(spec: _Preset, genome: dict, noise: float, rng) -> pd.DataFr
     keep = detectable & (rng.random(len(lp)) >= noise)
     t_g, t_oe, t_s, t_e, t_w = lg[keep], oe_id[keep], oe_s[keep], oe_e[keep], lw[keep]
     # false positives: random baits, other ends at PCHi-C-like distances (half on unlinked peaks)
-    n_fp = int(round(noise * keep.sum()))
+    n_fp = round(noise * keep.sum())
     f_g = rng.integers(0, len(genes), size=n_fp)
     f_pos = tss[f_g] + (
         np.where(rng.random(n_fp) < 0.5, -1, 1) * (10_000 + rng.exponential(250_000, size=n_fp))
@@ -1107,10 +1211,13 @@ def _simulate_pchic(spec: _Preset, genome: dict, noise: float, rng) -> pd.DataFr
     oes_all = np.concatenate([t_s, f_s])
     oee_all = np.concatenate([t_e, f_e])
     is_true = np.concatenate([np.ones(len(t_g), bool), np.zeros(len(f_g), bool)])
-    strength = np.concatenate([
-        np.exp(rng.normal(np.log(7.0), 0.35, size=len(t_g))) * (0.8 + 0.4 * np.minimum(t_w, 1.0)),
-        np.exp(rng.normal(np.log(6.0), 0.3, size=len(f_g))),
-    ])  # fmt: skip
+    strength = np.concatenate(
+        [
+            np.exp(rng.normal(np.log(7.0), 0.35, size=len(t_g)))
+            * (0.8 + 0.4 * np.minimum(t_w, 1.0)),
+            np.exp(rng.normal(np.log(6.0), 0.3, size=len(f_g))),
+        ]
+    )
     # activity of each interaction per PCHi-C cell type
     cols = list(PCHIC_CELL_TYPES)
     active = rng.random((len(g_all), len(cols))) < 0.35  # unmapped columns / trajectory presets
@@ -1123,9 +1230,7 @@ def _simulate_pchic(spec: _Preset, genome: dict, noise: float, rng) -> pd.DataFr
                 continue
             act = np.zeros(len(g_all), dtype=bool)
             for k, p in enumerate(spec.programs):
-                if p.kind == "types" and set(types) & set(p.types):
-                    act |= prog == k
-                elif p.kind == "state":
+                if p.kind == "types" and set(types) & set(p.types) or p.kind == "state":
                     act |= prog == k
             act |= prog == -1  # housekeeping
             act |= prog == -2
@@ -1142,18 +1247,26 @@ def _simulate_pchic(spec: _Preset, genome: dict, noise: float, rng) -> pd.DataFr
         c = rng.integers(0, len(cols), size=low.sum())
         scores[np.flatnonzero(low), c] = 5.0 + rng.uniform(0.0, 2.0, size=low.sum())
     # one row per (bait, other end), strongest kept
-    df = pd.DataFrame({
-        "baitChr": [c[3:] for c in gchrom[g_all]],
-        "baitStart": bait_s[g_all], "baitEnd": bait_e[g_all], "baitID": bait_id[g_all],
-        "baitName": genes[g_all],
-        "oeChr": [c[3:] for c in gchrom[g_all]],
-        "oeStart": oes_all, "oeEnd": oee_all, "oeID": oe_all,
-    })  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "baitChr": [c[3:] for c in gchrom[g_all]],
+            "baitStart": bait_s[g_all],
+            "baitEnd": bait_e[g_all],
+            "baitID": bait_id[g_all],
+            "baitName": genes[g_all],
+            "oeChr": [c[3:] for c in gchrom[g_all]],
+            "oeStart": oes_all,
+            "oeEnd": oee_all,
+            "oeID": oe_all,
+        }
+    )
     # baitName: all genes whose TSS lies in the bait fragment (";"-joined, as in the real file)
     frag_genes = pd.Series(genes).groupby(bait_id).agg(lambda x: ";".join(sorted(x)))
     df["baitName"] = frag_genes.reindex(df["baitID"].to_numpy()).to_numpy()
     df["oeName"] = frag_genes.reindex(df["oeID"].to_numpy()).fillna(".").to_numpy()
-    df["dist"] = ((df["oeStart"] + df["oeEnd"]) // 2 - (df["baitStart"] + df["baitEnd"]) // 2).astype(np.int64)  # noqa: E501
+    df["dist"] = (
+        (df["oeStart"] + df["oeEnd"]) // 2 - (df["baitStart"] + df["baitEnd"]) // 2
+    ).astype(np.int64)
     for c_i, col in enumerate(cols):
         df[col] = np.round(scores[:, c_i], 2)
     df["_max"] = scores.max(axis=1)
@@ -1169,8 +1282,21 @@ def _simulate_pchic(spec: _Preset, genome: dict, noise: float, rng) -> pd.DataFr
 # --------------------------------------------------------------------------------------------
 # Assembly into MuData
 # --------------------------------------------------------------------------------------------
-def _assemble(spec, cells, genome, rna_X, atac_X, truth_mean, truth_prob, sequences, gc, tf_pos,
-              pchic, *, params) -> Any:  # fmt: skip
+def _assemble(
+    spec,
+    cells,
+    genome,
+    rna_X,
+    atac_X,
+    truth_mean,
+    truth_prob,
+    sequences,
+    gc,
+    tf_pos,
+    pchic,
+    *,
+    params,
+) -> Any:
     import anndata as ad
     import mudata as md
 
@@ -1262,7 +1388,9 @@ def _truth_dict(spec, cells, genome, tf_pos, pchic, obs_names, params) -> dict:
             "motif_id": [motif_ids[t] for t in tf_names],
             "motif_name": [spec.tfs[t][2] for t in tf_names],
             "position": tf_pos["position"][tf_peaks] if tf_pos else np.full(len(tf_peaks), -1),
-            "strand": tf_pos["strand"][tf_peaks].astype(str) if tf_pos else np.full(len(tf_peaks), "."),  # noqa: E501
+            "strand": tf_pos["strand"][tf_peaks].astype(str)
+            if tf_pos
+            else np.full(len(tf_peaks), "."),
         }
     )
     tfs = pd.DataFrame(
@@ -1273,14 +1401,20 @@ def _truth_dict(spec, cells, genome, tf_pos, pchic, obs_names, params) -> dict:
             "program": [v[0] for v in spec.tfs.values()],
         }
     )
-    prog_names = np.array([p.name for p in spec.programs] + ["gli3_like", "housekeeping"], dtype=object)
+    prog_names = np.array(
+        [p.name for p in spec.programs] + ["gli3_like", "housekeeping"], dtype=object
+    )
     program = genome["program"]
     drv = genome["gene_driver"]
-    regulator = np.where(drv > K, np.array([""] + [""] * K + genome["tf_names"], dtype=object)[drv], "")  # noqa: E501
+    regulator = np.where(
+        drv > K, np.array([""] + [""] * K + genome["tf_names"], dtype=object)[drv], ""
+    )
     gene_program = pd.DataFrame(
         {
             "gene": genes,
-            "program": prog_names[np.where(program >= 0, program, np.where(program == -2, K, K + 1))].astype(str),  # noqa: E501
+            "program": prog_names[
+                np.where(program >= 0, program, np.where(program == -2, K, K + 1))
+            ].astype(str),
             "regulator": np.where(genome["role"] == "tf", "", regulator).astype(str),
             "role": genome["role"].astype(str),
         }
@@ -1296,7 +1430,9 @@ def _truth_dict(spec, cells, genome, tf_pos, pchic, obs_names, params) -> dict:
             "early_tfs": np.array(spec.gli3["early_tfs"], dtype=str),
             "late_tf": spec.gli3["late_tf"],
             "late_motif_id": spec.tfs[spec.gli3["late_tf"]][1],
-            "early_motif_ids": np.array([spec.tfs[t][1] for t in spec.gli3["early_tfs"]], dtype=str),  # noqa: E501
+            "early_motif_ids": np.array(
+                [spec.tfs[t][1] for t in spec.gli3["early_tfs"]], dtype=str
+            ),
             "lag": float(spec.gli3["lag"]),
         }
     else:
@@ -1316,7 +1452,9 @@ def _truth_dict(spec, cells, genome, tf_pos, pchic, obs_names, params) -> dict:
     for ct, progs in spec.marker_programs.items():
         ks = [prog_index[p] for p in progs]
         sel = np.isin(program, ks) & (role != "housekeeping")
-        ordered = np.concatenate([np.flatnonzero(sel & (role != "program")), np.flatnonzero(sel & (role == "program"))])  # noqa: E501
+        ordered = np.concatenate(
+            [np.flatnonzero(sel & (role != "program")), np.flatnonzero(sel & (role == "program"))]
+        )
         markers[ct] = genes[ordered]
     if spec.trajectory:
         start_cell = str(obs_names[int(np.argmin(cells["t"]))])

@@ -198,11 +198,18 @@ class TeacherEncoder(nn.Module):
         Pass the values through one per-feature batch norm before multiplying the embeddings (the original).
     chunk_size
         Non-zeros per chunk in the fused score kernel.
+    dedup
+        Score each distinct (feature, value) pair of a batch once (exact; pays off for integer
+        values such as ATAC counts). ``"auto"``: when the values are integers and >= 30 % of the
+        non-zeros are repeats.
     """
 
     def __init__(self, n_features: int, *, n_hidden: int = 128, n_latent: int = 128, dropout: float = 0.1,
-                 value_batchnorm: bool = True, chunk_size: int = 16384):
+                 value_batchnorm: bool = True, chunk_size: int = 16384, dedup: bool | str = "auto"):
         super().__init__()
+        if dedup not in (True, False, "auto"):
+            raise AttuneInputError(f"dedup must be True, False or 'auto', got {dedup!r}")
+        self.dedup = dedup
         self.n_features = int(n_features)
         self.n_hidden = int(n_hidden)
         self.chunk_size = int(chunk_size)
@@ -230,6 +237,36 @@ class TeacherEncoder(nn.Module):
         scale, shift = self.value_bn(batch)
         return torch.addcmul(shift[batch.col], batch.val, scale[batch.col]), shift
 
+    def _dedup_groups(self, batch: CSRBatch) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For integer-valued input (counts, binary), the distinct (feature, value) pairs of the batch.
+
+        A token depends only on its feature and value (the value batch norm is per feature), so
+        its score is computed once per distinct pair and gathered: for binary ATAC a 128-cell batch
+        at 5 % density has ~6x fewer distinct pairs than non-zeros. Returns ``(first, inverse)``:
+        the position of each pair's first occurrence and the pair of every non-zero; None when
+        deduplication does not pay (continuous values, or fewer than 30 % duplicates).
+        """
+        if self.dedup is False or batch.nnz == 0:
+            return None
+        val, col = batch.val.detach(), batch.col
+        vmax = float(val.max())
+        if self.dedup == "auto" and not (vmax < 2**20 and bool((val == torch.round(val)).all())):
+            return None
+        key = col * (int(vmax) + 1) + val.round().long()
+        ukey, inv = torch.unique(key, return_inverse=True)
+        if self.dedup == "auto" and ukey.numel() > 0.7 * batch.nnz:
+            return None
+        first = torch.full((ukey.numel(),), batch.nnz, dtype=torch.long, device=col.device).scatter_reduce(
+            0, inv, torch.arange(batch.nnz, device=col.device), reduce="amin", include_self=True)
+        return first, inv
+
+    def _token_scores(self, batch: CSRBatch, v, Fm, b, c) -> torch.Tensor:
+        groups = self._dedup_groups(batch) if self.dedup is not False else None
+        if groups is None:
+            return context_scores(v, batch.col, Fm, b, c, chunk=self.chunk_size)
+        first, inv = groups
+        return context_scores(v[first], batch.col[first], Fm, b, c, chunk=self.chunk_size)[inv]
+
     def pool(self, batch: CSRBatch, *, return_attention: bool = False):
         """Attention-pooled token sum (``n_cells x d``), exactly the dense softmax over all features.
 
@@ -246,7 +283,7 @@ class TeacherEncoder(nn.Module):
         c = self.context
         Fm = E @ W.t()  # W h_i = v_i * Fm_i
         col, rows, B = batch.col, batch.row_ids(), batch.n_rows
-        s = context_scores(v, col, Fm, b, c, chunk=self.chunk_size)
+        s = self._token_scores(batch, v, Fm, b, c)
         dtype, dev = v.dtype, v.device
         if a is None:
             s0 = torch.tanh(b) @ c  # score of every zero token (h = 0)

@@ -42,6 +42,7 @@ __all__ = [
     "nearest_reference_types",
     "metric_winners",
     "pca_lsi_cca",
+    "pca_lsi_unaligned",
     "METRIC_COLUMNS",
     "LOWER_IS_BETTER",
 ]
@@ -254,13 +255,44 @@ def pca_lsi_cca(
     return rna_emb.astype(np.float32), atac_emb.astype(np.float32)
 
 
-def _run_pca_lsi(mdata, *, seed: int = 0, n_latent: int | None = None, max_epochs=None, progress_bar=True,
-                 reg: float = 0.1, rna_rep: str = "X_pca", atac_rep: str = "X_lsi"):
+def _reps(mdata, rna_rep: str, atac_rep: str, what: str):
     rna, atac = mdata.mod["rna"], mdata.mod["atac"]
-    for ad_, key, what in ((rna, rna_rep, "rna"), (atac, atac_rep, "atac")):
+    for ad_, key, mod in ((rna, rna_rep, "rna"), (atac, atac_rep, "atac")):
         if key not in ad_.obsm:
-            raise AttuneInputError(f"pca_lsi: mdata[{what!r}].obsm[{key!r}] missing (run attune_lib.pp.preprocess)")
-    return pca_lsi_cca(rna.obsm[rna_rep], atac.obsm[atac_rep], n_components=n_latent or 30, reg=reg)
+            raise AttuneInputError(f"{what}: mdata[{mod!r}].obsm[{key!r}] missing (run attune_lib.pp.preprocess)")
+    return np.asarray(rna.obsm[rna_rep], dtype=np.float64), np.asarray(atac.obsm[atac_rep], dtype=np.float64)
+
+
+def pca_lsi_unaligned(rna_rep: np.ndarray, atac_rep: np.ndarray, *, n_components: int = 30):
+    """The unintegrated baseline: the first ``n_components`` of the RNA PCA and of the ATAC LSI.
+
+    Each column is z-scored within its modality so both have the same scale. Nothing maps one
+    space onto the other, so FOSCTTM sits near chance (0.5) and omics mixing near its floor: the
+    reference point "no integration at all".
+    """
+    X = np.asarray(rna_rep, dtype=np.float64)
+    Y = np.asarray(atac_rep, dtype=np.float64)
+    k = int(min(n_components, X.shape[1], Y.shape[1]))
+    if k < 1:
+        raise AttuneInputError(f"n_components must be >= 1, got {n_components}")
+
+    def z(a):
+        sd = a.std(0)
+        return (a - a.mean(0)) / np.where(sd > 0, sd, 1.0)
+
+    return z(X[:, :k]).astype(np.float32), z(Y[:, :k]).astype(np.float32)
+
+
+def _run_pca_lsi(mdata, *, seed: int = 0, n_latent: int | None = None, max_epochs=None, progress_bar=True,
+                 rna_rep: str = "X_pca", atac_rep: str = "X_lsi"):
+    X, Y = _reps(mdata, rna_rep, atac_rep, "pca_lsi")
+    return pca_lsi_unaligned(X, Y, n_components=n_latent or 30)
+
+
+def _run_cca(mdata, *, seed: int = 0, n_latent: int | None = None, max_epochs=None, progress_bar=True,
+             reg: float = 0.1, rna_rep: str = "X_pca", atac_rep: str = "X_lsi"):
+    X, Y = _reps(mdata, rna_rep, atac_rep, "cca")
+    return pca_lsi_cca(X, Y, n_components=n_latent or 30, reg=reg)
 
 
 def _attune_class():
@@ -272,8 +304,8 @@ def _attune_class():
 
 
 def _train_attune(mdata, *, seed: int, n_latent: int | None, max_epochs: int | None, progress_bar: bool,
-                  contrast: str = "default", batch_size: int = 128, train_kwargs: dict | None = None,
-                  model_kwargs: dict | None = None):
+                  contrast: str = "default", batch_size: int = 128, lr: float | None = None,
+                  train_kwargs: dict | None = None, model_kwargs: dict | None = None):
     Attune = _attune_class()
     Attune.setup_mudata(mdata)
     kwargs = dict(model_kwargs or {})
@@ -282,6 +314,8 @@ def _train_attune(mdata, *, seed: int, n_latent: int | None, max_epochs: int | N
     model = Attune(mdata, contrast=contrast, seed=seed, **kwargs)
     tkw = dict(train_kwargs or {})
     tkw.setdefault("batch_size", batch_size)
+    if lr is not None:
+        tkw["lr"] = float(lr)
     if max_epochs is not None:
         tkw["max_epochs"] = int(max_epochs)
     tkw.setdefault("progress_bar", progress_bar)
@@ -298,9 +332,9 @@ def _attune_embeddings(model, mdata) -> dict[str, np.ndarray]:
 
 def _run_attune(mdata, *, seed: int = 0, n_latent: int | None = None, max_epochs: int | None = None,
                 progress_bar: bool = True, contrast: str = "default", batch_size: int = 128,
-                train_kwargs: dict | None = None, model_kwargs: dict | None = None):
+                lr: float | None = None, train_kwargs: dict | None = None, model_kwargs: dict | None = None):
     model = _train_attune(mdata, seed=seed, n_latent=n_latent, max_epochs=max_epochs, progress_bar=progress_bar,
-                          contrast=contrast, batch_size=batch_size, train_kwargs=train_kwargs,
+                          contrast=contrast, batch_size=batch_size, lr=lr, train_kwargs=train_kwargs,
                           model_kwargs=model_kwargs)
     return _attune_embeddings(model, mdata)
 
@@ -344,8 +378,10 @@ def _run_scmvp(mdata, *, seed=0, n_latent=None, max_epochs=None, progress_bar=Tr
 
 register_method("attune", _run_attune, label="Attune", max_epochs=20, n_latent=128,
                 description="Attune: cross-modal contrastive teacher-student networks (this package)")
-register_method("pca_lsi", _run_pca_lsi, label="PCA/LSI+CCA", max_epochs=None, n_latent=30,
-                description="baseline: regularised CCA between RNA PCA (50) and ATAC LSI (50)")
+register_method("pca_lsi", _run_pca_lsi, label="PCA/LSI", max_epochs=None, n_latent=30,
+                description="unintegrated baseline: RNA PCA and ATAC LSI, first 30 components each, z-scored")
+register_method("cca", _run_cca, label="PCA/LSI+CCA", max_epochs=None, n_latent=30,
+                description="linear paired baseline: regularised CCA between RNA PCA (50) and ATAC LSI (50)")
 register_method("multivi", _run_multivi, label="MultiVI", max_epochs=50, n_latent=None,
                 description="scvi-tools MULTIVI (per-modality encoder latents)")
 register_method("glue", _run_glue, label="GLUE", max_epochs=30, n_latent=50,
@@ -473,7 +509,7 @@ def _finish(rows: list[dict]) -> pd.DataFrame:
 def run_integration_benchmark(
     mdata,
     *,
-    methods: Sequence[str] = ("attune", "pca_lsi", "multivi", "glue", "scmvp"),
+    methods: Sequence[str] = ("attune", "pca_lsi", "cca", "multivi", "glue", "scmvp"),
     seeds: Iterable[int] = (0, 1, 2, 3, 4),
     cell_type_key: str = "cell_type",
     max_epochs: int | Mapping[str, int] | None = None,
