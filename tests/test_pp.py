@@ -423,3 +423,22 @@ def test_preprocess_simulated_multiome(sim_small):
 
 def _dense(X):
     return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+def test_lsi_cells_without_counts_stay_finite():
+    import anndata as ad
+    import numpy as np
+    import scipy.sparse as sp
+
+    from attune_lib.pp import lsi
+
+    rng = np.random.default_rng(0)
+    X = sp.random(60, 40, density=0.2, random_state=1, format="csr", dtype=np.float32)
+    X.data[:] = rng.integers(1, 3, size=X.nnz)
+    X = X.tolil()
+    X[5, :] = 0  # a cell with no counts at all
+    adata = ad.AnnData(sp.csr_matrix(X))
+    lsi(adata, n_comps=5)
+    emb = adata.obsm["X_lsi"]
+    assert np.isfinite(emb).all()
+    assert np.allclose(emb[5], 0)

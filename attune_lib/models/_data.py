@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ class CSRBatch:
     col: torch.Tensor
     val: torch.Tensor
     n_cols: int
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_rows(self) -> int:
@@ -68,10 +69,23 @@ class CSRBatch:
         return self.crow[1:] - self.crow[:-1]
 
     def row_ids(self) -> torch.Tensor:
-        """Row index of each stored value (int64, shape ``(nnz,)``)."""
-        return torch.repeat_interleave(
-            torch.arange(self.n_rows, device=self.crow.device), self.row_counts(), output_size=self.nnz
-        )
+        """Row index of each stored value (int64, shape ``(nnz,)``; cached)."""
+        if "rows" not in self._cache:
+            self._cache["rows"] = torch.repeat_interleave(
+                torch.arange(self.n_rows, device=self.crow.device), self.row_counts(), output_size=self.nnz
+            )
+        return self._cache["rows"]
+
+    def transpose_pattern(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """CSR pattern of the transpose (features x cells): ``(crow_t, col_t, perm)`` with
+        ``values_t = values[perm]`` (cached; used for the gradient of sparse matmuls)."""
+        if "transpose" not in self._cache:
+            perm = torch.sort(self.col, stable=True).indices
+            counts = torch.bincount(self.col, minlength=self.n_cols)
+            crow_t = torch.zeros(self.n_cols + 1, dtype=torch.long, device=self.col.device)
+            torch.cumsum(counts, 0, out=crow_t[1:])
+            self._cache["transpose"] = (crow_t, self.row_ids()[perm], perm)
+        return self._cache["transpose"]
 
     def to(self, device: torch.device | str) -> CSRBatch:
         device = torch.device(device)

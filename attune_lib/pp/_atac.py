@@ -175,7 +175,9 @@ def lsi(
         U, S, Vt = U[:, 1:], S[1:], Vt[1:]
     if standardize:
         emb = U - U.mean(axis=1, keepdims=True)
-        emb /= emb.std(axis=1, ddof=1, keepdims=True)
+        sd = emb.std(axis=1, ddof=1, keepdims=True)
+        # Cells with no counts have an all-zero row: leave it at zero rather than dividing by 0.
+        emb = np.divide(emb, sd, out=np.zeros_like(emb), where=sd > 1e-8)
     else:
         emb = U * S
     loadings = np.zeros((adata.n_vars, n), dtype=np.float32)
