@@ -207,9 +207,17 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--peers", action="store_true", help="also time one MultiVI / GLUE epoch when installed")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE", "inherit"),
+                    help="OMP_WAIT_POLICY for torch's OpenMP threads (set before torch is imported). PASSIVE "
+                         "keeps 2-thread timings honest on a shared machine: spinning threads made a step "
+                         "6x slower at load 5 on 2 cores")
     ap.add_argument("--json", help="write the numbers to this JSON file")
     args = ap.parse_args(argv)
 
+    if args.omp_wait_policy != "inherit":
+        if "torch" in sys.modules:
+            print("warning: torch already imported, --omp-wait-policy has no effect", file=sys.stderr)
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
     import torch
 
     from attune_lib.models import Attune
@@ -228,7 +236,8 @@ def main(argv=None) -> int:
         except ImportError:
             gen = "own"
     res: dict = {"n_cells": n_cells, "n_genes": n_genes, "n_peaks": n_peaks, "generator": gen,
-                 "threads": args.threads, "batch_size": args.batch_size}
+                 "threads": args.threads, "batch_size": args.batch_size, "cpu_count": os.cpu_count(),
+                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""), "load_start": os.getloadavg()[0]}
 
     t0 = time.perf_counter()
     mdata = simulated(n_cells, n_genes, n_peaks, args.seed) if gen == "simulate" else \
@@ -245,8 +254,11 @@ def main(argv=None) -> int:
 
     # --- sparse Attune: real training epochs
     model = Attune(mdata, seed=args.seed, value_batchnorm=vbn)
+    cpu0 = time.process_time()
     with PeakRSS() as mem:
         model.train(max_epochs=args.epochs, batch_size=args.batch_size, device="cpu", progress_bar=False)
+    res["sparse_epoch_cpu_s"] = (time.process_time() - cpu0) / args.epochs
+    res["load_after_sparse"] = os.getloadavg()[0]
     ep = model.history["time_s"].to_numpy()
     n_batch = int(np.ceil(n_cells / args.batch_size))
     res.update(sparse_epoch_s=float(ep.mean()), sparse_epochs=ep.tolist(), sparse_20_epochs_min=float(ep.mean() * 20 / 60),
@@ -259,8 +271,9 @@ def main(argv=None) -> int:
     print(f"sparse Attune: {res['sparse_epoch_s']:.1f} s/epoch ({n_batch} batches, "
           f"{res['sparse_epoch_s'] / n_batch * 1000:.0f} ms/batch; epochs {', '.join(f'{x:.1f}' for x in ep)}) -> "
           f"projected 20 epochs {res['sparse_20_epochs_min']:.1f} min; peak RSS {res['sparse_peak_rss_gib']:.2f} GiB "
-          f"(+{res['sparse_extra_rss_gib']:.2f} GiB during training); embedding all cells {res['embed_all_s']:.1f} s",
-          flush=True)
+          f"(+{res['sparse_extra_rss_gib']:.2f} GiB during training); embedding all cells {res['embed_all_s']:.1f} s; "
+          f"process CPU time {res['sparse_epoch_cpu_s']:.1f} s/epoch; load average {res['load_start']:.1f} -> "
+          f"{res['load_after_sparse']:.1f}", flush=True)
 
     # --- the same batches, both formulations
     module = model.module
@@ -300,7 +313,9 @@ def main(argv=None) -> int:
           f"speed-up {res['speedup']:.1f}x; dense epoch ~{res['dense_epoch_s'] / 60:.1f} min (extrapolated), "
           f"20 epochs ~{res['dense_20_epochs_h']:.1f} h; dense chunk peak +{res['dense_extra_rss_gib']:.2f} GiB RSS",
           flush=True)
-    print(f"process max RSS (getrusage, incl. data): {res['maxrss_gib']:.2f} GiB")
+    res["load_end"] = os.getloadavg()[0]
+    print(f"process max RSS (getrusage, incl. data): {res['maxrss_gib']:.2f} GiB; load average at the end "
+          f"{res['load_end']:.1f} on {os.cpu_count()} CPUs")
 
     if args.peers:
         for line in time_peers(mdata, seed=args.seed):

@@ -176,6 +176,33 @@ def test_teacher_sparse_equals_dense_float32(value_bn):
     torch.testing.assert_close(t.embedding.grad, t_ref.embedding.grad, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("integer", [True, False])
+def test_teacher_dedup_is_exact(integer):
+    """Scoring each distinct (feature, value) pair once gives the dense result (counts and floats)."""
+    X = random_csr(12, 25, 0.5, seed=5)
+    if integer:
+        X.data = np.floor(X.data) + 1  # counts 1..4: many repeated (feature, value) pairs
+    Xd = torch.from_numpy(X.toarray())
+    outs, grads = [], []
+    for dedup in (True, False, "auto"):
+        t = perturbed_teacher(25, value_bn=True)
+        t.dedup = dedup
+        b = batch_of(X)
+        groups = t._dedup_groups(b)
+        assert (groups is not None) == (dedup is True or (dedup == "auto" and integer))
+        out = t(b)
+        out.sum().backward()
+        outs.append(out)
+        grads.append([p.grad.clone() for p in t.parameters()])
+    t_ref = perturbed_teacher(25, value_bn=True)
+    ref = _dense_teacher_forward(t_ref, Xd)
+    ref.sum().backward()
+    for out, grad in zip(outs, grads, strict=True):
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+        for g, p in zip(grad, t_ref.parameters(), strict=True):
+            torch.testing.assert_close(g, p.grad, atol=1e-5, rtol=0)
+
+
 def test_student_sparse_equals_dense():
     X = random_csr(10, 50, 0.15, seed=2, empty_row=0)
     torch.manual_seed(0)

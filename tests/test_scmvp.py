@@ -23,6 +23,7 @@ from attune_lib.models._scmvp_distributions import (
     kl_normal_standard,
     log_nb_positive,
     log_zip_positive,
+    log_zip_positive_rowsum,
 )
 from attune_lib.models._scmvp_module import ScMVPModule
 from attune_lib.models._scmvp_nn import HiddenSelfAttention
@@ -106,6 +107,25 @@ def test_zip_log_likelihood_matches_mixture():
     # non-integer values: continuous relaxation of the Poisson term
     v = log_zip_positive(torch.tensor(2.5), torch.tensor(2.0), torch.tensor(0.0), eps=0.0)
     assert v.item() == pytest.approx(math.log(0.5) + 2.5 * math.log(2.0) - 2.0 - math.lgamma(3.5))
+
+
+def test_zip_rowsum_fast_path_matches_elementwise():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(7, 50, generator=g, dtype=torch.float64) * 4
+    x = torch.where(torch.rand(7, 50, generator=g, dtype=torch.float64) < 0.8, torch.zeros_like(x), x)
+    x[3] = 0.0  # an all-zero row
+    mu = (torch.rand(7, 50, generator=g, dtype=torch.float64) * 5).requires_grad_()
+    logits = (torch.randn(7, 50, generator=g, dtype=torch.float64) * 3).requires_grad_()
+    slow = log_zip_positive(x, mu, logits).sum(-1)
+    fast = log_zip_positive_rowsum(x, mu, logits)
+    torch.testing.assert_close(fast, slow)
+    g_slow = torch.autograd.grad(slow.sum(), (mu, logits))
+    g_fast = torch.autograd.grad(fast.sum(), (mu, logits))
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b)
+    # extreme logits stay finite
+    v = log_zip_positive_rowsum(torch.tensor([[0.0, 2.0]]), torch.tensor([[1e-3, 50.0]]), torch.tensor([[60.0, -60.0]]))
+    assert torch.isfinite(v).all()
 
 
 def test_kl_gmm_zero_when_component_equals_posterior():

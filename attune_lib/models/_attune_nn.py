@@ -23,8 +23,10 @@ features are materialised ("nnz" tensors from the CSR batch) and the zero featur
   ``O(nnz d + P d)`` per batch.
 
 The softmax shift ``m`` is the per-cell maximum over the non-zero scores and the largest zero-feature score
-(an upper bound of the true maximum, so no term overflows). :func:`_dense_teacher_forward` is the literal
-dense formulation, used by the tests and the benchmark as the reference.
+(an upper bound of the true maximum, so no term overflows). Weighted sums are CSR x dense matmuls
+(:func:`csr_matmul`), and for integer-valued input each distinct (feature, value) pair of a batch is
+scored once (``dedup``). :func:`_dense_teacher_forward` is the literal dense formulation, used by the
+tests and the benchmark as the reference.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class _ContextScore(torch.autograd.Function):
 
 
 def context_scores(v: torch.Tensor, col: torch.Tensor, Fm: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
-                   *, chunk: int = 16384) -> torch.Tensor:
+                   *, chunk: int = 4096) -> torch.Tensor:
     """``s_k = c . tanh(v_k Fm[col_k] + b)`` for flat token values ``v`` of features ``col``."""
     return _ContextScore.apply(v, col, Fm, b, c, int(chunk))
 
@@ -239,7 +241,7 @@ class TeacherEncoder(nn.Module):
     """
 
     def __init__(self, n_features: int, *, n_hidden: int = 128, n_latent: int = 128, dropout: float = 0.1,
-                 value_batchnorm: bool = True, chunk_size: int = 16384, dedup: bool | str = "auto"):
+                 value_batchnorm: bool = True, chunk_size: int = 4096, dedup: bool | str = "auto"):
         super().__init__()
         if dedup not in (True, False, "auto"):
             raise AttuneInputError(f"dedup must be True, False or 'auto', got {dedup!r}")

@@ -202,9 +202,11 @@ class PairedCSRSource:
         n = {k: m.shape[0] for k, m in mats.items()}
         if len(set(n.values())) != 1:
             raise AttuneInputError(f"matrices must have the same number of rows (cells), got {n}")
-        for m in mats.values():
-            if not m.has_canonical_format:
+        for k, m in mats.items():
+            if not m.has_canonical_format:  # sorted indices, no duplicates (on a copy: never edit user data)
+                m = m.copy()
                 m.sum_duplicates()
+                mats[k] = m
         self.matrices = mats
         self.n_obs = next(iter(n.values()))
 

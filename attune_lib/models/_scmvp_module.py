@@ -32,7 +32,7 @@ from ._scmvp_distributions import (
     kl_gmm_vade,
     kl_normal_standard,
     log_nb_positive,
-    log_zip_positive,
+    log_zip_positive_rowsum,
 )
 from ._scmvp_nn import (
     ClusterAttention,
@@ -217,7 +217,7 @@ class ScMVPModule(nn.Module):
         if phase == "atac":
             q_m, q_v, z, _ = self.atac_encoder(torch.log1p(y_atac))
             mu, zi = self.atac_decoder(z, lib_atac)
-            rec = -log_zip_positive(y_atac, mu, zi).sum(-1).mean()
+            rec = -log_zip_positive_rowsum(y_atac, mu, zi).mean()
             kl = kl_normal_standard(q_m, q_v).mean()
             return dict(loss=rec + kl, reconst_rna=zero, reconst_atac=rec, kl=kl, cycle=zero)
 
@@ -226,14 +226,14 @@ class ScMVPModule(nn.Module):
             # joint warm-up: standard-normal prior, no cluster attention, no cycle term
             dec = self.decode(enc["z"], lib_rna, lib_atac, None)
             rec_rna = -log_nb_positive(x_rna, dec["rna_mu"], dec["theta"]).sum(-1).mean()
-            rec_atac = -log_zip_positive(y_atac, dec["atac_mu"], dec["zi_logits"]).sum(-1).mean()
+            rec_atac = -log_zip_positive_rowsum(y_atac, dec["atac_mu"], dec["zi_logits"]).mean()
             kl = kl_normal_standard(enc["qz_m"], enc["qz_v"]).mean()
             return dict(loss=rec_rna + rec_atac + kl, reconst_rna=rec_rna, reconst_atac=rec_atac, kl=kl, cycle=zero)
         log_pi, mu_c, var_c = self.prior_params()
         gamma = torch.softmax(gmm_log_joint(enc["z"], log_pi, mu_c, var_c), dim=-1)
         dec = self.decode(enc["z"], lib_rna, lib_atac, gamma)
         rec_rna = -log_nb_positive(x_rna, dec["rna_mu"], dec["theta"]).sum(-1).mean()
-        rec_atac = -log_zip_positive(y_atac, dec["atac_mu"], dec["zi_logits"]).sum(-1).mean()
+        rec_atac = -log_zip_positive_rowsum(y_atac, dec["atac_mu"], dec["zi_logits"]).mean()
         kl = kl_gmm_vade(enc["qz_m"], enc["qz_v"], gamma, log_pi, mu_c, var_c).mean()
         loss = rec_rna + rec_atac + kl
         cycle = zero

@@ -40,10 +40,28 @@ def _ok(df: pd.DataFrame, need: tuple[str, ...], what: str) -> pd.DataFrame:
     return out
 
 
+#: fixed colours so a method looks the same in every panel
+METHOD_COLORS = {
+    "Attune": "#d62728", "attune": "#d62728",
+    "PCA/LSI": "#7f7f7f", "pca_lsi": "#7f7f7f",
+    "PCA/LSI+CCA": "#bcbd22", "cca": "#bcbd22",
+    "MultiVI": "#1f77b4", "multivi": "#1f77b4",
+    "GLUE": "#2ca02c", "glue": "#2ca02c",
+    "scMVP": "#9467bd", "scmvp": "#9467bd",
+}
+
+
 def _palette(labels) -> dict:
     labels = list(dict.fromkeys(labels))
-    colors = sns.color_palette("tab10", n_colors=max(len(labels), 1))
-    return {lab: colors[i % len(colors)] for i, lab in enumerate(labels)}
+    extra = [c for c in sns.color_palette("tab10", 10) if c not in METHOD_COLORS.values()]
+    out, i = {}, 0
+    for lab in labels:
+        if lab in METHOD_COLORS:
+            out[lab] = METHOD_COLORS[lab]
+        else:
+            out[lab] = extra[i % len(extra)]
+            i += 1
+    return out
 
 
 def _name(df: pd.DataFrame) -> str:
@@ -74,6 +92,27 @@ def _bars(ax, df: pd.DataFrame, x: str, y: str, order, palette, *, title: str, y
     ax.set_xticklabels([str(o) for o in order], rotation=30, ha="right")
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
+
+
+def _split_anchors(df: pd.DataFrame, method: str = "attune") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows of ``method`` and the anchor (baseline) rows of a sweep table."""
+    if "method" not in df.columns:
+        return df, df.iloc[:0]
+    return df[df["method"] == method], df[df["method"] != method]
+
+
+def _anchor_lines(ax, anchors: pd.DataFrame, metric: str) -> None:
+    if anchors is None or anchors.empty or metric not in anchors:
+        return
+    ok = anchors[anchors["status"].astype(str).str.startswith("ok")] if "status" in anchors else anchors
+    name = _name(ok)
+    pal = _palette(ok[name])
+    for lab, sub in ok.groupby(name, observed=True, sort=False):
+        v = sub[metric].mean()
+        if np.isfinite(v):
+            ax.axhline(v, color=pal[lab], ls="--", lw=1.2, label=f"{lab}")
+    if len(ok):
+        ax.legend(frameon=False, fontsize=7, loc="best")
 
 
 def bio_vs_mixing(df: pd.DataFrame, *, title: str | None = None) -> Figure:
@@ -136,6 +175,7 @@ def feature_sweep(df: pd.DataFrame) -> Figure:
     """Attune under different numbers of genes and peaks (Fig. 2D): bio vs mixing, size = peaks, colour = genes."""
     gcol = "n_genes_requested" if "n_genes_requested" in df else "n_genes"
     pcol = "n_peaks" if "n_peaks" in df else "n_peaks_requested"
+    df, anchors = _split_anchors(df)
     d = _ok(df, ("bio_conservation", "omics_mixing", gcol, pcol), "feature_sweep").copy()
     g = d.groupby([gcol, pcol], observed=True, dropna=False)[["bio_conservation", "omics_mixing", "overall"]].mean()
     g = g.reset_index()
@@ -155,7 +195,16 @@ def feature_sweep(df: pd.DataFrame) -> Figure:
     h_peaks = [Line2D([], [], marker="o", ls="", color="grey", mfc="none",
                       markersize=np.sqrt(40 + 260 * ((p - lo) / (hi - lo) if hi > lo else 0.5)),
                       label=f"{p} peaks") for p in pvals]
-    ax.legend(handles=h_genes + h_peaks, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+    h_anchor = []
+    if len(anchors):
+        a = anchors[anchors["status"].astype(str).str.startswith("ok")]
+        name = _name(a)
+        pal = _palette(a[name])
+        for lab, sub in a.groupby(name, observed=True, sort=False):
+            ax.scatter(sub["omics_mixing"].mean(), sub["bio_conservation"].mean(), marker="*", s=220,
+                       color=pal[lab], edgecolor="black", linewidth=0.5)
+            h_anchor.append(Line2D([], [], marker="*", ls="", color=pal[lab], markersize=12, label=lab))
+    ax.legend(handles=h_genes + h_peaks + h_anchor, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
               fontsize=8, labelspacing=1.2)
     ax.set_xlabel("Omics mixing score")
     ax.set_ylabel("Biology conservation score")
@@ -166,20 +215,29 @@ def feature_sweep(df: pd.DataFrame) -> Figure:
 
 
 def dimension_sweep(df: pd.DataFrame, *, metric: str = "overall") -> Figure:
-    """Overall integration score per embedding dimension, mean and 95% CI over seeds (Fig. 2E)."""
+    """Overall integration score per embedding dimension, mean and 95% CI over seeds (Fig. 2E).
+
+    Anchor (baseline) rows of the table are drawn as dashed horizontal lines.
+    """
+    df, anchors = _split_anchors(df)
     d = _ok(df, ("n_latent", metric), "dimension_sweep").copy()
     d["dim"] = d["n_latent"].astype(int).astype(str)
     order = [str(v) for v in sorted(d["n_latent"].astype(int).unique())]
     pal = dict(zip(order, sns.color_palette("crest", n_colors=len(order))))
     fig, ax = plt.subplots(figsize=(4.6, 3.8))
     _bars(ax, d, "dim", metric, order, pal, title=f"Attune: embedding dimension ({metric})", ylabel=metric)
+    _anchor_lines(ax, anchors, metric)
     ax.set_xlabel("embedding dimension")
     fig.tight_layout()
     return fig
 
 
 def contrast_ablation(df: pd.DataFrame, *, metrics: tuple[str, ...] = ("overall", "foscttm")) -> Figure:
-    """Contrast-design ablation: one bar panel per metric (mean and 95% CI over seeds)."""
+    """Contrast-design ablation: one bar panel per metric (mean and 95% CI over seeds).
+
+    Anchor (baseline) rows of the table are drawn as dashed horizontal lines.
+    """
+    df, anchors = _split_anchors(df)
     d = _ok(df, ("design", *metrics), "contrast_ablation")
     order = [x for x in ("default", "intra", "cross") if x in set(d["design"])] + \
         [x for x in d["design"].unique() if x not in ("default", "intra", "cross")]
@@ -189,6 +247,7 @@ def contrast_ablation(df: pd.DataFrame, *, metrics: tuple[str, ...] = ("overall"
     for ax, met in zip(axes.flat, metrics):
         better = "lower" if met in ("foscttm", "alignment", "uniformity") else "higher"
         _bars(ax, d, "design", met, order, pal, title=f"{met} ({better} is better)", ylabel=met)
+        _anchor_lines(ax, anchors, met)
         ax.set_xticklabels([names.get(o, o) for o in order], rotation=0, fontsize=8)
     fig.tight_layout()
     return fig
@@ -222,7 +281,7 @@ def reference_mapping(
     held = mdata.obs["held_out"].to_numpy(bool) if "held_out" in mdata.obs else np.zeros(len(ct), bool)
     info = mdata.uns.get("reference_mapping", {})
     types = sorted(np.unique(ct))
-    pal = dict(zip(types, sns.color_palette("tab20", n_colors=max(len(types), 1))))
+    pal = dict(zip(types, sns.color_palette("tab10" if len(types) <= 10 else "husl", n_colors=max(len(types), 1))))
     size = max(120000 / max(len(ct), 1), 2) ** 0.5
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     ax = axes[0]
@@ -234,11 +293,12 @@ def reference_mapping(
     ax = axes[1]
     for t in types:
         m = (ct == t) & (split == "reference")
-        ax.scatter(xy[m, 0], xy[m, 1], s=size, color=pal[t], alpha=0.35, linewidths=0, rasterized=True)
+        ax.scatter(xy[m, 0], xy[m, 1], s=size, color=pal[t], alpha=0.3, linewidths=0, rasterized=True)
         m = (ct == t) & (split == "query")
-        ax.scatter(xy[m, 0], xy[m, 1], s=size * 1.6, color=pal[t], label=t, linewidths=0, rasterized=True)
+        ax.scatter(xy[m, 0], xy[m, 1], s=size * 1.8, color=pal[t], label=t, edgecolors="black", linewidths=0.4,
+                   rasterized=True)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7, markerscale=2)
-    ax.set_title("cell types (query opaque, reference faint)", fontsize=10)
+    ax.set_title("cell types (query outlined, reference faint)", fontsize=10)
     ax = axes[2]
     m = split == "reference"
     for t in types:

@@ -378,12 +378,13 @@ register_method("pca_lsi", _run_pca_lsi, label="PCA/LSI", max_epochs=None, n_lat
                 description="unintegrated baseline: RNA PCA and ATAC LSI, first 30 components each, z-scored")
 register_method("cca", _run_cca, label="PCA/LSI+CCA", max_epochs=None, n_latent=30,
                 description="linear paired baseline: regularised CCA between RNA PCA (50) and ATAC LSI (50)")
-register_method("multivi", _run_multivi, label="MultiVI", max_epochs=50, n_latent=None,
-                description="scvi-tools MULTIVI (per-modality encoder latents)")
+register_method("multivi", _run_multivi, label="MultiVI", max_epochs=50, n_latent=20,
+                description="scvi-tools MULTIVI (per-modality encoder latents); n_latent 20 because its own "
+                            "default, sqrt(sqrt(n_peaks)), is about 3 on the simulator")
 register_method("glue", _run_glue, label="GLUE", max_epochs=30, n_latent=50,
                 description="scglue PairedSCGLUEModel with a promoter/gene-body guidance graph")
 register_method("scmvp", _run_scmvp, label="scMVP", max_epochs=15, n_latent=None,
-                description="scMVP multi-view VAE (attune_lib.models.ScMVP)")
+                description="scMVP multi-view VAE (attune_lib.models.ScMVP); joint latent only")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -616,7 +617,15 @@ def run_integration_benchmark(
 # sweeps (Fig. 2D, 2E, contrast ablation)
 # ------------------------------------------------------------------------------------------------
 def _sweep(m, configs: list[dict], seeds: list[int], *, cell_type_key, rna_ref, atac_ref, max_epochs,
-           progress_bar, desc, base_opts: dict | None = None, data_for=None) -> pd.DataFrame:
+           progress_bar, desc, n_latent: int = 128, base_opts: dict | None = None, data_for=None,
+           anchors: Sequence[str] = (), anchor_data=None) -> pd.DataFrame:
+    """Train Attune for every config x seed (a config may set ``n_latent`` and ``design``), run the
+    ``anchors`` baselines once on ``anchor_data`` (default ``m``), score everything and min-max the
+    summary scores over the whole table."""
+    anchors = _check_methods(anchors) if anchors else []
+    bad = [a for a in anchors if a == "attune"]
+    if bad:
+        raise AttuneInputError("anchors must be baseline methods other than 'attune'")
     rows = []
     runs = [(cfg, s) for cfg in configs for s in seeds]
     bar = progress(runs, enabled=progress_bar, desc=desc, unit="run")
@@ -631,7 +640,7 @@ def _sweep(m, configs: list[dict], seeds: list[int], *, cell_type_key, rna_ref, 
         else:
             data = m
         opts = dict(base_opts or {})
-        n_lat = cfg.get("n_latent", 128)
+        n_lat = cfg.get("n_latent", n_latent)
         if "design" in cfg:
             opts["contrast"] = cfg["design"]
         extra = dict(cfg)
@@ -643,6 +652,18 @@ def _sweep(m, configs: list[dict], seeds: list[int], *, cell_type_key, rna_ref, 
             row = _run_one(data, "attune", seed, n_latent=n_lat, max_epochs=max_epochs, progress_bar=False,
                            opts=opts, cell_types=_cell_types(data, cell_type_key), rna_ref=rna_ref,
                            atac_ref=atac_ref, on_error="raise", metric_kwargs={}, keep=None, extra=extra)
+        rows.append(row)
+    adata = m if anchor_data is None else anchor_data
+    for name in anchors:
+        meth = _REGISTRY[name]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            row = _run_one(adata, name, seeds[0], n_latent=meth.n_latent, max_epochs=meth.max_epochs,
+                           progress_bar=False, opts={}, cell_types=_cell_types(adata, cell_type_key),
+                           rna_ref=rna_ref, atac_ref=atac_ref, on_error="record", metric_kwargs={}, keep=None)
+        if data_for is not None:
+            row["n_genes"] = int(adata.mod["rna"].n_vars)
+            row["n_peaks"] = int(adata.mod["atac"].n_vars)
         rows.append(row)
     return _finish(rows)
 
@@ -657,6 +678,7 @@ def sweep_features(
     max_epochs: int = 20,
     n_latent: int = 128,
     min_fraction: float = 0.05,
+    anchors: Sequence[str] = ("pca_lsi", "cca"),
     progress_bar: bool = True,
     attune_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
@@ -666,14 +688,35 @@ def sweep_features(
     :func:`attune_lib.pp.preprocess` (``n_top_genes=n_genes``, ``n_peaks`` most accessible peaks
     after the ``min_fraction`` filter; ``None`` keeps all) and Attune is trained. NC is always
     measured against the same references (PCA/LSI of the default 2,000-HVG / all-peak
-    preprocessing), so the rows are comparable.
+    preprocessing), so the rows are comparable; the anchors run on that default preprocessing.
+
+    Parameters
+    ----------
+    mdata
+        Paired MuData with raw counts (``X`` or ``layers["counts"]``).
+    n_genes, n_peaks
+        The grid; every combination is run.
+    seeds
+        Attune seeds per setting.
+    cell_type_key
+        ``obs`` column with cell types.
+    max_epochs, n_latent, attune_options
+        Attune training (``attune_options``: ``batch_size``, ``lr``, ``train_kwargs``, ...).
+    min_fraction
+        Detection filter for genes and peaks.
+    anchors
+        Baseline methods run once (first seed) on the same data and added to the table, so the
+        min-max summary scores have fixed reference points (default: the unintegrated PCA/LSI and
+        the PCA/LSI+CCA baselines). Their rows have ``method`` != ``"attune"``; ``()`` for none.
+    progress_bar
+        Progress over runs.
 
     Returns
     -------
     DataFrame
         One row per setting x seed with ``n_genes_requested``/``n_peaks_requested`` (the asked
-        values), ``n_genes``/``n_peaks`` (what the data had after filtering), the metrics and the
-        summary scores (min-max over this table).
+        values; ``n_peaks_requested`` NaN = all), ``n_genes``/``n_peaks`` (what the data had after
+        filtering), the metrics and the summary scores (min-max over this table).
     """
     from .. import pp
 
@@ -686,7 +729,6 @@ def sweep_features(
     _cell_types(raw, cell_type_key)
     ref = _prepare(raw, cell_type_key=cell_type_key, n_top_genes=2000, min_fraction=min_fraction)
     rna_ref, atac_ref = ref.mod["rna"].obsm["X_pca"], ref.mod["atac"].obsm["X_lsi"]
-    del ref
 
     def data_for(cfg):
         with warnings.catch_warnings():
@@ -697,11 +739,9 @@ def sweep_features(
         return d
 
     configs = [{"n_genes_requested": g, "n_peaks_requested": p} for g in n_genes for p in n_peaks]
-    df = _sweep(raw, configs, seeds, cell_type_key=cell_type_key, rna_ref=rna_ref, atac_ref=atac_ref,
-                max_epochs=max_epochs, progress_bar=progress_bar, desc="features",
-                base_opts=dict(attune_options or {}), data_for=data_for)
-    df["n_latent"] = n_latent if df["n_latent"].isna().all() else df["n_latent"]
-    return df
+    return _sweep(raw, configs, seeds, cell_type_key=cell_type_key, rna_ref=rna_ref, atac_ref=atac_ref,
+                  max_epochs=max_epochs, progress_bar=progress_bar, desc="features", n_latent=int(n_latent),
+                  base_opts=dict(attune_options or {}), data_for=data_for, anchors=anchors, anchor_data=ref)
 
 
 def sweep_dimension(
@@ -711,16 +751,36 @@ def sweep_dimension(
     seeds: Iterable[int] = (0, 1, 2, 3, 4),
     cell_type_key: str = "cell_type",
     max_epochs: int = 20,
+    anchors: Sequence[str] = ("pca_lsi", "cca"),
     progress_bar: bool = True,
     attune_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Attune's integration for different embedding dimensions (paper Fig. 2E).
 
+    Parameters
+    ----------
+    mdata
+        Paired MuData (raw or preprocessed; preprocessed on a copy if raw).
+    dims
+        Embedding dimensions (``n_latent``).
+    seeds
+        Attune seeds per dimension.
+    cell_type_key
+        ``obs`` column with cell types.
+    max_epochs, attune_options
+        Attune training.
+    anchors
+        Baseline methods run once (first seed) on the same data and added to the table, so the
+        min-max summary scores have fixed reference points (default: the unintegrated PCA/LSI and
+        the PCA/LSI+CCA baselines). Their rows have ``method`` != ``"attune"``; ``()`` for none.
+    progress_bar
+        Progress over runs.
+
     Returns
     -------
     DataFrame
-        One row per dimension x seed (column ``n_latent``), metrics and summary scores
-        (min-max over this table).
+        One row per dimension x seed (column ``n_latent``) plus the anchor rows, metrics and summary
+        scores (min-max over this table).
     """
     seeds = _check_seeds(seeds)
     dims = [int(d) for d in dims]
@@ -730,7 +790,7 @@ def sweep_dimension(
     configs = [{"n_latent": d} for d in dims]
     return _sweep(m, configs, seeds, cell_type_key=cell_type_key, rna_ref=m.mod["rna"].obsm["X_pca"],
                   atac_ref=m.mod["atac"].obsm["X_lsi"], max_epochs=max_epochs, progress_bar=progress_bar,
-                  desc="dimension", base_opts=dict(attune_options or {}))
+                  desc="dimension", base_opts=dict(attune_options or {}), anchors=anchors)
 
 
 def sweep_contrast(
@@ -741,6 +801,7 @@ def sweep_contrast(
     cell_type_key: str = "cell_type",
     max_epochs: int = 20,
     n_latent: int = 128,
+    anchors: Sequence[str] = ("pca_lsi", "cca"),
     progress_bar: bool = True,
     attune_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
@@ -750,10 +811,29 @@ def sweep_contrast(
     ``"intra"``: teacher vs student within each modality; ``"cross"``: RNA-teacher vs
     ATAC-student and RNA-student vs ATAC-teacher (``RtAs_RsAt``).
 
+    Parameters
+    ----------
+    mdata
+        Paired MuData (raw or preprocessed; preprocessed on a copy if raw).
+    designs
+        Subset of ``("default", "intra", "cross")``.
+    seeds
+        Attune seeds per design.
+    cell_type_key
+        ``obs`` column with cell types.
+    max_epochs, n_latent, attune_options
+        Attune training.
+    anchors
+        Baseline methods run once (first seed) on the same data and added to the table, so the
+        min-max summary scores have fixed reference points (default: the unintegrated PCA/LSI and
+        the PCA/LSI+CCA baselines). Their rows have ``method`` != ``"attune"``; ``()`` for none.
+    progress_bar
+        Progress over runs.
+
     Returns
     -------
     DataFrame
-        One row per design x seed (column ``design``), metrics and summary scores.
+        One row per design x seed (column ``design``) plus the anchor rows, metrics and summary scores.
     """
     seeds = _check_seeds(seeds)
     designs = [str(d) for d in designs]
@@ -762,10 +842,10 @@ def sweep_contrast(
     if not designs or bad:
         raise AttuneInputError(f"designs must be a non-empty subset of {allowed}, got {designs}")
     m = _prepare(mdata, cell_type_key=cell_type_key, n_top_genes=2000, min_fraction=0.05)
-    configs = [{"design": d, "n_latent": int(n_latent)} for d in designs]
+    configs = [{"design": d} for d in designs]
     return _sweep(m, configs, seeds, cell_type_key=cell_type_key, rna_ref=m.mod["rna"].obsm["X_pca"],
                   atac_ref=m.mod["atac"].obsm["X_lsi"], max_epochs=max_epochs, progress_bar=progress_bar,
-                  desc="contrast", base_opts=dict(attune_options or {}))
+                  desc="contrast", n_latent=int(n_latent), base_opts=dict(attune_options or {}), anchors=anchors)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -280,6 +280,7 @@ def run_glue(
     rna_layer: str | None = None,
     atac_layer: str | None = None,
     promoter_len: int = 2000,
+    align_burnin: int | None = None,
     progress_bar: bool = True,
     compile_kwargs: dict | None = None,
 ) -> dict[str, np.ndarray]:
@@ -293,6 +294,10 @@ def run_glue(
     (GLUE's ``"AUTO"`` budget can run to hundreds of epochs on CPU). The cell-type balancing step
     between the two stages is skipped: with paired cells both modalities have the same composition
     by construction (and the step divides by zero when short training leaves clusters unmatched).
+
+    GLUE's automatic ``align_burnin`` is 1/6 of its automatic epoch budget (hundreds to thousands
+    of epochs on small data), so with a cap it would never start the adversarial alignment; the
+    default here keeps GLUE's ratio, ``max(1, max_epochs // 6)``.
 
     Returns
     -------
@@ -341,7 +346,8 @@ def run_glue(
             skip_balance=True,  # paired cells: both modalities have the same composition by construction
             init_kws={"latent_dim": int(n_latent), "random_seed": int(seed)},
             compile_kws=dict(compile_kwargs or {}),
-            fit_kws={"max_epochs": int(max_epochs), "data_batch_size": int(batch_size), "directory": tdir},
+            fit_kws={"max_epochs": int(max_epochs), "data_batch_size": int(batch_size), "directory": tdir,
+                     "align_burnin": int(align_burnin if align_burnin is not None else max(1, max_epochs // 6))},
         )
         emb_r = np.asarray(model.encode_data("rna", r))
         emb_a = np.asarray(model.encode_data("atac", a))

@@ -1,0 +1,920 @@
+"""Regulatory inference tools (paper Fig. 3A-F, Supp. Fig. S4a).
+
+* candidate gene-peak pairs inside a window around each annotated gene's TSS (:func:`gene_peak_pairs`);
+* the PCHi-C truth set with GLUE's rules (:func:`pchic_truth`);
+* AUROC / AUPRC of any score over the candidates, overall, by distance bin and over windows
+  (:func:`score_links`, :func:`window_sweep`);
+* baselines on the same pairs (:func:`link_baselines`): distance, Spearman correlation and per-gene LASSO on
+  kNN metacells, a Cicero-like distance-penalised co-accessibility, GLUE feature-embedding cosine;
+* downstream: top-fraction / elbow cut of the ranked pairs, DPAGs, DE genes and their overlap, GO-style
+  over-representation (:func:`select_links`, :func:`find_dpags`, :func:`differential_genes`,
+  :func:`dpag_de_overlap`, :func:`enrichment`), and the per-cell-type matrices of Fig. 3F
+  (:func:`link_heatmap_data`).
+
+Conventions: a *link table* is a DataFrame with ``gene``, ``peak``, ``distance`` (bp between the peak
+midpoint and the gene's TSS) and one column per score (higher = more likely a regulatory link).
+Chromosome names are compared with a ``chr`` prefix (added when missing, as in the Javierre table).
+See ``docs/regulatory.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._utils import AttuneInputError, as_csr, get_modality, progress
+
+logger = logging.getLogger("attune_lib")
+
+__all__ = [
+    "gene_peak_pairs",
+    "pchic_truth",
+    "label_links",
+    "add_link_scores",
+    "score_links",
+    "window_sweep",
+    "link_baselines",
+    "glue_feature_embeddings",
+    "elbow_point",
+    "attention_cutoffs",
+    "select_links",
+    "find_dpags",
+    "differential_genes",
+    "dpag_de_overlap",
+    "enrichment",
+    "simulated_gene_sets",
+    "link_heatmap_data",
+]
+
+_PCHIC_COORDS = ("baitChr", "baitStart", "baitEnd", "baitID", "baitName", "oeChr", "oeStart", "oeEnd", "oeID",
+                 "oeName", "dist")
+_PAIR_COLS = ("gene", "peak", "distance", "gene_idx", "peak_idx", "label", "pchic")
+
+
+# --------------------------------------------------------------------------------------------------
+# coordinates
+# --------------------------------------------------------------------------------------------------
+def _chr(values) -> np.ndarray:
+    s = pd.Series(values, dtype="object")
+    out = s.astype(str).str.strip()
+    miss = s.isna().to_numpy()
+    out = np.where(out.str.lower().str.startswith("chr"), out, "chr" + out)
+    out = out.astype(object)
+    out[miss] = None
+    return out
+
+
+def _gene_coords(genes_var: pd.DataFrame, where: str = "rna.var") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(chrom with chr prefix, TSS (int, -1 when unknown), annotated mask)`` of a gene table."""
+    if "chrom" not in genes_var:
+        raise AttuneInputError(f"{where} lacks the 'chrom' column (gene annotation); see annotate_genes()")
+    if "tss" in genes_var:
+        tss = pd.to_numeric(genes_var["tss"], errors="coerce").to_numpy(dtype=float)
+    elif {"start", "end", "strand"} <= set(genes_var.columns):
+        st = pd.to_numeric(genes_var["start"], errors="coerce").to_numpy(dtype=float)
+        en = pd.to_numeric(genes_var["end"], errors="coerce").to_numpy(dtype=float)
+        tss = np.where(genes_var["strand"].astype(str).to_numpy() == "-", en - 1, st)
+    else:
+        raise AttuneInputError(f"{where} lacks 'tss' (or 'start', 'end', 'strand') needed for gene positions")
+    chrom = _chr(genes_var["chrom"].to_numpy())
+    ok = np.array([c is not None for c in chrom]) & np.isfinite(tss)
+    if "annotated" in genes_var:
+        ann = genes_var["annotated"]
+        ok &= ann.fillna(False).astype(bool).to_numpy()
+    tss = np.where(ok, np.nan_to_num(tss, nan=-1), -1).astype(np.int64)
+    return chrom, tss, ok
+
+
+def _peak_coords(peaks_var: pd.DataFrame, where: str = "atac.var") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(chrom with chr prefix, start, end)`` of a peak table (``var`` columns, or ``chr:start-end`` names)."""
+    if {"chrom", "start", "end"} <= set(peaks_var.columns):
+        chrom = _chr(peaks_var["chrom"].to_numpy())
+        start = pd.to_numeric(peaks_var["start"], errors="coerce").to_numpy(dtype=float)
+        end = pd.to_numeric(peaks_var["end"], errors="coerce").to_numpy(dtype=float)
+    else:
+        parts = pd.Series(peaks_var.index.astype(str)).str.extract(r"^(.+?)[:_-](\d+)[-_](\d+)$")
+        if parts.isna().any(axis=None):
+            raise AttuneInputError(f"{where} lacks 'chrom', 'start', 'end' and its names are not 'chr:start-end'")
+        chrom = _chr(parts[0].to_numpy())
+        start, end = parts[1].astype(float).to_numpy(), parts[2].astype(float).to_numpy()
+    bad = ~(np.isfinite(start) & np.isfinite(end))
+    if bad.any():
+        raise AttuneInputError(f"{where}: {int(bad.sum())} peak(s) without start/end coordinates")
+    return chrom, start.astype(np.int64), end.astype(np.int64)
+
+
+def _window_pairs(genes_var: pd.DataFrame, peaks_var: pd.DataFrame, window_bp: float | None):
+    """Gene-major (sorted) in-window pairs: ``gene_idx, peak_idx, distance`` arrays."""
+    g_chrom, tss, ok = _gene_coords(genes_var)
+    p_chrom, p_start, p_end = _peak_coords(peaks_var)
+    mid = (p_start + p_end) // 2
+    w = np.inf if window_bp is None else float(window_bp)
+    gi_all, pi_all = [], []
+    for c in pd.unique(p_chrom[p_chrom != None]):  # noqa: E711
+        pk = np.flatnonzero(p_chrom == c)
+        pk = pk[np.argsort(mid[pk], kind="stable")]
+        gs = np.flatnonzero(ok & (g_chrom == c))
+        if not len(gs) or not len(pk):
+            continue
+        lo = np.searchsorted(mid[pk], tss[gs] - w, side="left")
+        hi = np.searchsorted(mid[pk], tss[gs] + w, side="right")
+        n = hi - lo
+        gi = np.repeat(gs, n)
+        off = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        pi_all.append(pk[np.repeat(lo, n) + off])
+        gi_all.append(gi)
+    if gi_all:
+        gi, pi = np.concatenate(gi_all), np.concatenate(pi_all)
+    else:
+        gi = pi = np.zeros(0, dtype=np.int64)
+    order = np.lexsort((pi, gi))
+    gi, pi = gi[order], pi[order]
+    return gi, pi, np.abs(mid[pi] - tss[gi])
+
+
+def gene_peak_pairs(mdata, *, window_bp: float = 1_200_000, rna_key: str = "rna", atac_key: str = "atac",
+                    genes: Sequence[str] | None = None, peaks: Sequence[str] | None = None) -> pd.DataFrame:
+    """Candidate pairs: every annotated gene with every peak whose midpoint is within ``window_bp`` of its TSS.
+
+    Parameters
+    ----------
+    mdata
+        MuData with gene coordinates in ``rna.var`` (``chrom``, ``tss``; optional boolean ``annotated``)
+        and peak coordinates in ``atac.var`` (``chrom``, ``start``, ``end``).
+    window_bp
+        Half-width of the window around the TSS (1.2 Mb in the paper).
+    genes, peaks
+        Feature order to index into (default: the modalities' ``var_names``).
+
+    Returns
+    -------
+    DataFrame ``gene, peak, distance, gene_idx, peak_idx`` (gene-major; indices into ``genes``/``peaks``).
+    """
+    rna = get_modality(mdata, rna_key, role="RNA")
+    atac = get_modality(mdata, atac_key, role="ATAC")
+    if window_bp is not None and not window_bp > 0:
+        raise AttuneInputError(f"window_bp must be > 0, got {window_bp}")
+    gvar = rna.var if genes is None else _reindex(rna.var, genes, f"mdata[{rna_key!r}].var")
+    pvar = atac.var if peaks is None else _reindex(atac.var, peaks, f"mdata[{atac_key!r}].var")
+    gi, pi, d = _window_pairs(gvar, pvar, window_bp)
+    return pd.DataFrame({"gene": gvar.index.to_numpy()[gi].astype(str), "peak": pvar.index.to_numpy()[pi].astype(str),
+                         "distance": d.astype(np.int64), "gene_idx": gi, "peak_idx": pi})
+
+
+def _reindex(var: pd.DataFrame, names: Sequence[str], where: str) -> pd.DataFrame:
+    names = pd.Index(names)
+    missing = names.difference(var.index)
+    if len(missing):
+        raise AttuneInputError(f"{where} lacks {len(missing)} requested feature(s), e.g. {list(missing[:3])}")
+    return var.loc[names]
+
+
+# --------------------------------------------------------------------------------------------------
+# PCHi-C truth
+# --------------------------------------------------------------------------------------------------
+def _pchic_score_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c not in _PCHIC_COORDS and pd.api.types.is_numeric_dtype(table[c])]
+
+
+def pchic_truth(pchic_table: pd.DataFrame, genes_var: pd.DataFrame, peaks_var: pd.DataFrame, *,
+                cell_types: Sequence[str] | None = None, min_score: float = 5.0, promoter_bp: int = 1000,
+                oe_bp: int = 1000, window_bp: float | None = 1_200_000) -> pd.DataFrame:
+    """Gene-peak pairs supported by promoter-capture Hi-C (GLUE's rules, as in the paper).
+
+    A pair (gene, peak) is true when some interaction row has: the gene's TSS within ``promoter_bp`` of the
+    bait fragment, the peak (interval) within ``oe_bp`` of the other-end fragment, bait and other end on
+    the same chromosome, and a CHiCAGO score >= ``min_score`` in at least one of ``cell_types``.
+
+    Parameters
+    ----------
+    pchic_table
+        Javierre et al. 2016 ``PCHiC_peak_matrix_cutoff5.tsv`` format (``baitChr, baitStart, baitEnd, oeChr,
+        oeStart, oeEnd`` and one score column per cell type); chromosome names with or without ``chr``.
+        The simulator's ``uns["truth"]["pchic"]`` has this format. The real table is hg19: lift it over to
+        the peaks' assembly first.
+    genes_var, peaks_var
+        ``rna.var`` (``chrom``, ``tss``) and ``atac.var`` (``chrom``, ``start``, ``end``).
+    cell_types
+        Score columns to use (default: every numeric non-coordinate column). The paper used T, B and
+        monocyte types (e.g. ``["Mon", "nCD4", "tCD4", "aCD4", "naCD4", "nCD8", "tCD8", "nB", "tB"]``).
+    min_score
+        CHiCAGO score cutoff (5).
+    promoter_bp, oe_bp
+        Proximity of the TSS to the bait and of the peak to the other end (1 kb each).
+    window_bp
+        Keep only pairs with TSS-to-peak-midpoint distance <= this (None: all).
+
+    Returns
+    -------
+    DataFrame ``gene, peak, distance`` (unique pairs).
+    """
+    if not isinstance(pchic_table, pd.DataFrame):
+        raise AttuneInputError(f"pchic_table must be a DataFrame, got {type(pchic_table).__name__}")
+    need = ("baitChr", "baitStart", "baitEnd", "oeChr", "oeStart", "oeEnd")
+    miss = [c for c in need if c not in pchic_table]
+    if miss:
+        raise AttuneInputError(f"pchic_table lacks column(s) {miss} (Javierre PCHiC_peak_matrix format)")
+    avail = _pchic_score_columns(pchic_table)
+    cols = list(avail) if cell_types is None else list(cell_types)
+    bad = [c for c in cols if c not in pchic_table]
+    if bad:
+        raise AttuneInputError(f"pchic_table has no score column(s) {bad}; available: {avail}")
+    if not cols:
+        raise AttuneInputError("pchic_table has no cell-type score columns")
+    for v, name in ((promoter_bp, "promoter_bp"), (oe_bp, "oe_bp")):
+        if v < 0:
+            raise AttuneInputError(f"{name} must be >= 0, got {v}")
+    empty = pd.DataFrame({"gene": pd.Series(dtype=str), "peak": pd.Series(dtype=str),
+                          "distance": pd.Series(dtype=np.int64)})
+    t = pchic_table
+    scores = t[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    keep = np.nan_to_num(scores, nan=-np.inf).max(axis=1) >= min_score
+    b_chr, o_chr = _chr(t["baitChr"].to_numpy()), _chr(t["oeChr"].to_numpy())
+    keep &= b_chr == o_chr
+    if not keep.any():
+        return empty
+    b_chr = b_chr[keep]
+    bs, be = (t[c].to_numpy()[keep].astype(np.int64) for c in ("baitStart", "baitEnd"))
+    os_, oe = (t[c].to_numpy()[keep].astype(np.int64) for c in ("oeStart", "oeEnd"))
+
+    g_chrom, tss, ok = _gene_coords(genes_var, "genes_var")
+    p_chrom, p_start, p_end = _peak_coords(peaks_var, "peaks_var")
+    mid = (p_start + p_end) // 2
+    max_len = int((p_end - p_start).max()) if len(p_end) else 0
+    out_g, out_p = [], []
+    for c in pd.unique(b_chr):
+        rows = np.flatnonzero(b_chr == c)
+        gs = np.flatnonzero(ok & (g_chrom == c))
+        pk = np.flatnonzero(p_chrom == c)
+        if not len(gs) or not len(pk):
+            continue
+        gs = gs[np.argsort(tss[gs], kind="stable")]
+        pk = pk[np.argsort(p_start[pk], kind="stable")]
+        g_lo = np.searchsorted(tss[gs], bs[rows] - promoter_bp, side="left")
+        g_hi = np.searchsorted(tss[gs], be[rows] + promoter_bp, side="right")
+        # peaks [s, e] with e >= oeStart - oe_bp and s <= oeEnd + oe_bp
+        p_lo = np.searchsorted(p_start[pk], os_[rows] - oe_bp - max_len, side="left")
+        p_hi = np.searchsorted(p_start[pk], oe[rows] + oe_bp, side="right")
+        ng, np_ = np.maximum(g_hi - g_lo, 0), np.maximum(p_hi - p_lo, 0)
+        sel = (ng > 0) & (np_ > 0)
+        if not sel.any():
+            continue
+        r, ng, np_, g_lo, p_lo = rows[sel], ng[sel], np_[sel], g_lo[sel], p_lo[sel]
+        n = ng * np_
+        rid = np.repeat(np.arange(len(r)), n)
+        k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        gi = gs[g_lo[rid] + k // np_[rid]]
+        pi = pk[p_lo[rid] + k % np_[rid]]
+        good = p_end[pi] >= os_[r[rid]] - oe_bp
+        out_g.append(gi[good])
+        out_p.append(pi[good])
+    if not out_g:
+        return empty
+    gi, pi = np.concatenate(out_g), np.concatenate(out_p)
+    key = np.unique(np.stack([gi, pi], axis=1), axis=0)
+    gi, pi = key[:, 0], key[:, 1]
+    d = np.abs(mid[pi] - tss[gi])
+    if window_bp is not None:
+        w = d <= window_bp
+        gi, pi, d = gi[w], pi[w], d[w]
+    return pd.DataFrame({"gene": genes_var.index.to_numpy()[gi].astype(str),
+                         "peak": peaks_var.index.to_numpy()[pi].astype(str),
+                         "distance": d.astype(np.int64)}).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------------
+def label_links(links: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
+    """Boolean array: is each (gene, peak) of ``links`` in ``truth`` (DataFrame with ``gene``, ``peak``)."""
+    for df, name in ((links, "links"), (truth, "truth")):
+        if not {"gene", "peak"} <= set(df.columns):
+            raise AttuneInputError(f"{name} needs 'gene' and 'peak' columns")
+    key = pd.MultiIndex.from_arrays([truth["gene"].astype(str), truth["peak"].astype(str)])
+    q = pd.MultiIndex.from_arrays([links["gene"].astype(str), links["peak"].astype(str)])
+    return q.isin(key)
+
+
+def add_link_scores(links: pd.DataFrame, other: pd.DataFrame, *, column: str = "score",
+                    name: str | None = None) -> pd.DataFrame:
+    """Left-join ``other[column]`` onto ``links`` by (gene, peak) as column ``name`` (NaN where absent)."""
+    if column not in other:
+        raise AttuneInputError(f"column {column!r} not in the table to add; available: {list(other.columns)}")
+    name = name or column
+    o = other[["gene", "peak", column]].drop_duplicates(["gene", "peak"]).rename(columns={column: name})
+    base = links.drop(columns=[name]) if name in links else links
+    return base.merge(o, on=["gene", "peak"], how="left")
+
+
+def _score_columns(links: pd.DataFrame, methods) -> list[str]:
+    if methods is None:
+        return [c for c in links.columns if c not in _PAIR_COLS and pd.api.types.is_numeric_dtype(links[c])
+                and not pd.api.types.is_bool_dtype(links[c])]
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    bad = [m for m in methods if m not in links]
+    if bad:
+        raise AttuneInputError(f"score column(s) {bad} not in the link table; available: {list(links.columns)}")
+    return methods
+
+
+def _labels(links: pd.DataFrame, truth) -> np.ndarray:
+    if isinstance(truth, str):
+        if truth not in links:
+            raise AttuneInputError(f"truth column {truth!r} not in the link table")
+        return links[truth].to_numpy(dtype=bool)
+    if isinstance(truth, pd.DataFrame):
+        return label_links(links, truth)
+    y = np.asarray(truth, dtype=bool)
+    if y.shape != (len(links),):
+        raise AttuneInputError(f"truth labels have shape {y.shape}, expected ({len(links)},)")
+    return y
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if y.all() or not y.any():
+        return np.nan, np.nan
+    return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
+
+
+def _fill(s: np.ndarray) -> tuple[np.ndarray, int]:
+    s = np.asarray(s, dtype=float)
+    bad = ~np.isfinite(s)
+    if bad.any():
+        fin = s[~bad]
+        s = s.copy()
+        s[bad] = (fin.min() - 1.0) if fin.size else 0.0
+    return s, int(bad.sum())
+
+
+def score_links(links: pd.DataFrame, truth, *, methods: Sequence[str] | str | None = None,
+                distance_bins: Sequence[float] | None = None) -> pd.DataFrame:
+    """AUROC and AUPRC (scikit-learn) of each score column against the truth, over the candidate pairs.
+
+    Parameters
+    ----------
+    links
+        Link table (``gene, peak, distance`` + score columns). Every row is a candidate.
+    truth
+        DataFrame of true pairs (``gene, peak``; e.g. :func:`pchic_truth`), the name of a boolean column of
+        ``links``, or a boolean array.
+    methods
+        Score columns (default: every numeric column but ``distance`` and indices). Missing or infinite
+        scores count as the lowest (reported in ``n_missing``).
+    distance_bins
+        Bin edges in bp; adds one row per method and bin (``bin`` = ``"[lo, hi)"``), labelled ``"all"``
+        for the whole set.
+
+    Returns
+    -------
+    DataFrame ``method, bin, auroc, auprc, n_pairs, n_pos, pos_rate, n_missing``.
+    """
+    y = _labels(links, truth)
+    cols = _score_columns(links, methods)
+    bins = [("all", np.ones(len(links), dtype=bool))]
+    if distance_bins is not None:
+        if "distance" not in links:
+            raise AttuneInputError("distance_bins needs a 'distance' column in the link table")
+        edges = np.asarray(distance_bins, dtype=float)
+        d = links["distance"].to_numpy(dtype=float)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            bins.append((f"[{lo / 1e3:g}, {hi / 1e3:g}) kb", (d >= lo) & (d < hi)))
+    rows = []
+    for m in cols:
+        s, n_miss = _fill(links[m].to_numpy())
+        for label, sel in bins:
+            au, ap = _auc(y[sel], s[sel])
+            rows.append({"method": m, "bin": label, "auroc": au, "auprc": ap, "n_pairs": int(sel.sum()),
+                         "n_pos": int(y[sel].sum()), "pos_rate": float(y[sel].mean()) if sel.any() else np.nan,
+                         "n_missing": int((~np.isfinite(links[m].to_numpy(dtype=float)[sel])).sum())
+                         if n_miss else 0})
+    return pd.DataFrame(rows)
+
+
+def window_sweep(links: pd.DataFrame, truth, *, windows: Sequence[float] | None = None,
+                 methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """AUROC/AUPRC of each method over the candidates within each window (Supp. Fig. S4a).
+
+    ``links`` should hold the candidates of the largest window. A method with missing scores among a
+    window's candidates (e.g. the transformer trained with a smaller window) gets NaN for that window.
+
+    Parameters
+    ----------
+    windows
+        Window half-widths in bp (default 150 kb to 1,500 kb by 150 kb).
+
+    Returns
+    -------
+    DataFrame ``window_kb, method, auroc, auprc, n_pairs, n_pos``.
+    """
+    windows = np.arange(150_000, 1_500_001, 150_000) if windows is None else np.asarray(windows, dtype=float)
+    if "distance" not in links:
+        raise AttuneInputError("window_sweep needs a 'distance' column in the link table")
+    y = _labels(links, truth)
+    cols = _score_columns(links, methods)
+    d = links["distance"].to_numpy(dtype=float)
+    rows = []
+    for w in windows:
+        sel = d <= w
+        for m in cols:
+            s = links[m].to_numpy(dtype=float)[sel]
+            au, ap = _auc(y[sel], s) if np.isfinite(s).all() else (np.nan, np.nan)
+            rows.append({"window_kb": w / 1e3, "method": m, "auroc": au, "auprc": ap, "n_pairs": int(sel.sum()),
+                         "n_pos": int(y[sel].sum())})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# baselines
+# --------------------------------------------------------------------------------------------------
+def _counts_matrix(adata, layer: str | None, where: str) -> sp.csr_matrix:
+    if layer is not None and layer in adata.layers:
+        X = adata.layers[layer]
+    elif layer is not None and layer != "counts":
+        raise AttuneInputError(f"layer {layer!r} not found in {where}.layers; available: {sorted(adata.layers)}")
+    else:
+        X = adata.X
+    return as_csr(X, dtype=np.float64)
+
+
+def _lognorm(S: np.ndarray) -> np.ndarray:
+    tot = S.sum(1, keepdims=True)
+    return np.log1p(S / np.maximum(tot, 1e-12) * 1e4)
+
+
+def _metacells(mdata, *, rna_key: str, atac_key: str, rna_layer: str | None, atac_layer: str | None,
+               use_rep: str, n_metacells: int | None, n_neighbors: int | None, seed: int):
+    """kNN metacells: ``n_metacells`` random seed cells, each aggregating its ``n_neighbors`` nearest cells
+    (Euclidean on ``use_rep``); counts are summed, then normalised to 10^4 and log1p. Returns dense
+    ``(rna, atac)`` metacell matrices."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.neighbors import NearestNeighbors
+
+    rna = get_modality(mdata, rna_key, role="RNA")
+    atac = get_modality(mdata, atac_key, role="ATAC")
+    n = rna.n_obs
+    Xr = _counts_matrix(rna, rna_layer, f"mdata[{rna_key!r}]")
+    Xa = _counts_matrix(atac, atac_layer, f"mdata[{atac_key!r}]")
+    if use_rep in rna.obsm:
+        rep = np.asarray(rna.obsm[use_rep], dtype=np.float64)
+    elif use_rep in getattr(mdata, "obsm", {}):
+        rep = np.asarray(mdata.obsm[use_rep], dtype=np.float64)
+    else:
+        logger.info("link_baselines: %r not found; using a 30-component SVD of log-normalised RNA", use_rep)
+        k = max(1, min(30, min(Xr.shape) - 1))
+        L = Xr.multiply(1.0 / np.maximum(np.asarray(Xr.sum(1)), 1e-12)).tocsr() * 1e4
+        L.data = np.log1p(L.data)
+        rep = TruncatedSVD(k, random_state=seed).fit_transform(L)
+    M = int(n_metacells) if n_metacells else int(min(500, max(20, n // 5)))
+    M = min(M, n)
+    k = int(n_neighbors) if n_neighbors else int(min(20, max(5, 2 * n // max(M, 1))))
+    k = min(k, n)
+    rng = np.random.default_rng(seed)
+    seeds = np.sort(rng.choice(n, size=M, replace=False))
+    nn_idx = NearestNeighbors(n_neighbors=k).fit(rep).kneighbors(rep[seeds], return_distance=False)
+    A = sp.csr_matrix((np.ones(M * k), nn_idx.ravel(), np.arange(0, M * k + 1, k)), shape=(M, n))
+    return _lognorm((A @ Xr).toarray()), _lognorm((A @ Xa).toarray())
+
+
+def _standardise(X: np.ndarray) -> np.ndarray:
+    """Centre and scale columns to unit norm (constant columns -> 0), so column dot products are correlations."""
+    Z = X - X.mean(0, keepdims=True)
+    nrm = np.sqrt((Z * Z).sum(0, keepdims=True))
+    return np.divide(Z, nrm, out=np.zeros_like(Z), where=nrm > 0)
+
+
+def _pair_dot(A: np.ndarray, B: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    out = np.empty(len(ia))
+    for st in range(0, len(ia), chunk):
+        out[st : st + chunk] = np.einsum("ij,ij->j", A[:, ia[st : st + chunk]], B[:, ib[st : st + chunk]])
+    return out
+
+
+def _lasso_scores(Zr: np.ndarray, Za: np.ndarray, gi: np.ndarray, pi: np.ndarray, n_alphas: int,
+                  progress_bar: bool) -> np.ndarray:
+    """Per gene, the LASSO path of expression on its window peaks; score = (alpha at which the peak enters
+    / alpha_max) x sign of its coefficient there (0 if it never enters)."""
+    from sklearn.linear_model import lasso_path
+
+    out = np.zeros(len(gi))
+    starts = np.flatnonzero(np.r_[True, gi[1:] != gi[:-1]])
+    ends = np.r_[starts[1:], len(gi)]
+    M = Zr.shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings at the smallest alphas
+        for st, en in progress(list(zip(starts, ends)), enabled=progress_bar, desc="LASSO", unit="gene"):
+            y = Zr[:, gi[st]] * np.sqrt(M)
+            X = Za[:, pi[st:en]] * np.sqrt(M)
+            if not np.any(y) or not np.any(X):
+                continue
+            alphas, coefs, _ = lasso_path(X, y, n_alphas=n_alphas, eps=1e-3)
+            nz = coefs != 0
+            entered = nz.any(1)
+            first = np.argmax(nz, axis=1)
+            val = alphas[first] / alphas[0] * np.sign(coefs[np.arange(len(first)), first])
+            out[st:en] = np.where(entered, val, 0.0)
+    return out
+
+
+def _cicero_scores(Za: np.ndarray, gi: np.ndarray, pi: np.ndarray, dist: np.ndarray, mid: np.ndarray,
+                   promoter_bp: int, alpha: float) -> np.ndarray:
+    """Max over the gene's promoter peaks of ``corr(promoter peak, peak) - alpha (1 - (d / 1 kb)^-0.75)``."""
+    out = np.full(len(gi), np.nan)
+    is_prom = dist <= promoter_bp
+    starts = np.flatnonzero(np.r_[True, gi[1:] != gi[:-1]])
+    ends = np.r_[starts[1:], len(gi)]
+    for st, en in zip(starts, ends):
+        pr = pi[st:en][is_prom[st:en]]
+        if not len(pr):
+            continue
+        cand = pi[st:en]
+        r = Za[:, pr].T @ Za[:, cand]  # n_prom x n_cand correlations
+        d = np.abs(mid[pr][:, None] - mid[cand][None, :]).astype(float)
+        pen = alpha * (1.0 - np.power(np.maximum(d, 1000.0) / 1000.0, -0.75))
+        out[st:en] = (r - pen).max(0)
+    return out
+
+
+def glue_feature_embeddings(mdata, *, rna_key: str = "rna", atac_key: str = "atac", rna_layer: str | None = "counts",
+                            atac_layer: str | None = "counts", n_latent: int = 50, max_epochs: int = 30,
+                            n_comps: int = 50, seed: int = 0, progress_bar: bool = False) -> pd.DataFrame:
+    """Train scglue's ``PairedSCGLUEModel`` and return its feature embeddings (``model.encode_graph``).
+
+    Same set-up as :func:`attune_lib.tl._peers.run_glue` (guidance graph from
+    :func:`~attune_lib.tl._peers.glue_guidance_graph`, NB decoders on counts, PCA/LSI encoders' inputs),
+    capped at ``max_epochs`` per stage. Raises ImportError when scglue is not installed.
+
+    Returns
+    -------
+    DataFrame ``features x n_latent`` indexed by gene and peak names.
+    """
+    import tempfile
+
+    import anndata as ad
+    import scanpy as sc
+    import scglue
+
+    from ..pp import lsi as _lsi
+    from ._peers import _counts, _paired_modalities, _quiet_glue, glue_guidance_graph
+
+    rna, atac = _paired_modalities(mdata, rna_key, atac_key)
+    r_layer = rna_layer if rna_layer in rna.layers else None
+    a_layer = atac_layer if atac_layer in atac.layers else None
+    graph = glue_guidance_graph(mdata, rna_key=rna_key, atac_key=atac_key)
+    names = rna.obs_names.astype(str)
+    r = ad.AnnData(X=_counts(rna, r_layer, name=rna_key), obs=pd.DataFrame(index=names),
+                   var=pd.DataFrame(index=rna.var_names.astype(str)))
+    a = ad.AnnData(X=_counts(atac, a_layer, name=atac_key), obs=pd.DataFrame(index=names),
+                   var=pd.DataFrame(index=atac.var_names.astype(str)))
+    r.var["highly_variable"] = True
+    a.var["highly_variable"] = True
+    k_r = int(min(n_comps, r.n_vars - 1, r.n_obs - 1))
+    k_a = int(min(n_comps, a.n_vars - 1, a.n_obs - 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tmp = r.copy()
+        sc.pp.normalize_total(tmp, target_sum=1e4)
+        sc.pp.log1p(tmp)
+        sc.pp.scale(tmp, max_value=10)
+        sc.tl.pca(tmp, n_comps=k_r, svd_solver="arpack", random_state=seed)
+        r.obsm["X_pca"] = tmp.obsm["X_pca"]
+        del tmp
+        _lsi(a, n_comps=k_a, key_added="X_lsi", random_state=seed)
+    _quiet_glue(not progress_bar)
+    scglue.models.configure_dataset(r, "NB", use_highly_variable=True, use_rep="X_pca", use_obs_names=True)
+    scglue.models.configure_dataset(a, "NB", use_highly_variable=True, use_rep="X_lsi", use_obs_names=True)
+    with tempfile.TemporaryDirectory(prefix="attune_glue_") as tdir, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = scglue.models.fit_SCGLUE(
+            {"rna": r, "atac": a}, graph, model=scglue.models.PairedSCGLUEModel, skip_balance=True,
+            init_kws={"latent_dim": int(n_latent), "random_seed": int(seed)},
+            fit_kws={"max_epochs": int(max_epochs), "directory": tdir, "align_burnin": max(1, max_epochs // 6)})
+        emb = np.asarray(model.encode_graph(graph))
+    return pd.DataFrame(emb, index=pd.Index(list(model.vertices), dtype=str))
+
+
+def link_baselines(mdata, *, window_bp: float = 1_200_000,
+                   methods: Sequence[str] = ("distance", "spearman", "lasso", "cicero"),
+                   rna_key: str = "rna", atac_key: str = "atac", rna_layer: str | None = "counts",
+                   atac_layer: str | None = "counts", use_rep: str = "X_pca", n_metacells: int | None = None,
+                   n_neighbors: int | None = None, promoter_bp: int = 2000, cicero_alpha: float = 0.25,
+                   lasso_alphas: int = 30, glue_embeddings: pd.DataFrame | None = None,
+                   glue_kwargs: Mapping | None = None, seed: int = 0, progress_bar: bool = False,
+                   key_added: str = "link_baselines") -> None:
+    """Baseline gene-peak scores over the candidate pairs, written to ``mdata.uns[key_added]``.
+
+    Methods (higher = more likely linked):
+
+    * ``distance`` (column ``distance_only``): ``-distance`` (TSS to peak midpoint);
+    * ``spearman``: Spearman correlation of gene expression and peak accessibility over kNN metacells;
+    * ``lasso``: per gene, the LASSO path of its (standardised) metacell expression on its window peaks;
+      score = ``alpha_enter / alpha_max`` times the sign of the coefficient when the peak enters
+      (0 if it never does), so every candidate is ranked, not only the non-zero ones;
+    * ``cicero``: Cicero-like: max over the gene's promoter peaks (midpoint within ``promoter_bp`` of the
+      TSS) of the metacell Pearson co-accessibility with the candidate minus Cicero's distance penalty
+      ``cicero_alpha (1 - (d / 1 kb)^-0.75)`` (``d`` = promoter-peak to peak distance); genes without a
+      promoter peak get the lowest score;
+    * ``glue``: cosine of GLUE feature embeddings (``glue_embeddings``, or trained with
+      :func:`glue_feature_embeddings` when scglue is installed; skipped with a log message otherwise).
+
+    Metacells: ``n_metacells`` random cells (default ``min(500, max(20, n / 5))``), each summing the counts
+    of its ``n_neighbors`` nearest cells on ``rna.obsm[use_rep]`` (default ``X_pca`` from
+    :func:`attune_lib.pp.preprocess`), normalised to 10^4 and log1p.
+
+    Writes a link table ``gene, peak, distance, gene_idx, peak_idx, <method>...`` to ``mdata.uns[key_added]``.
+    """
+    known = ("distance", "spearman", "lasso", "cicero", "glue")
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    bad = [m for m in methods if m not in known]
+    if bad:
+        raise AttuneInputError(f"methods {bad} unknown; choose from {known}")
+    if not isinstance(key_added, str) or not key_added:
+        raise AttuneInputError(f"key_added must be a non-empty string, got {key_added!r}")
+    pairs = gene_peak_pairs(mdata, window_bp=window_bp, rna_key=rna_key, atac_key=atac_key)
+    if not len(pairs):
+        raise AttuneInputError(f"no annotated gene-peak pairs within window_bp={window_bp}")
+    gi, pi = pairs["gene_idx"].to_numpy(), pairs["peak_idx"].to_numpy()
+    out = pairs.copy()
+    if "distance" in methods:
+        out["distance_only"] = -pairs["distance"].to_numpy(dtype=float)
+    if {"spearman", "lasso", "cicero"} & set(methods):
+        R, A = _metacells(mdata, rna_key=rna_key, atac_key=atac_key, rna_layer=rna_layer, atac_layer=atac_layer,
+                          use_rep=use_rep, n_metacells=n_metacells, n_neighbors=n_neighbors, seed=seed)
+        if "spearman" in methods:
+            from scipy.stats import rankdata
+
+            Rr, Ar = _standardise(rankdata(R, axis=0)), _standardise(rankdata(A, axis=0))
+            out["spearman"] = _pair_dot(Rr, Ar, gi, pi)
+        Zr, Za = _standardise(R), _standardise(A)
+        if "lasso" in methods:
+            out["lasso"] = _lasso_scores(Zr, Za, gi, pi, int(lasso_alphas), progress_bar)
+        if "cicero" in methods:
+            atac = get_modality(mdata, atac_key)
+            _, ps, pe = _peak_coords(atac.var)
+            c = _cicero_scores(Za, gi, pi, pairs["distance"].to_numpy(), (ps + pe) // 2, int(promoter_bp),
+                               float(cicero_alpha))
+            c[np.isnan(c)] = -1.0 - float(cicero_alpha)  # no promoter peak: below every possible score
+            out["cicero"] = c
+    if "glue" in methods:
+        emb = glue_embeddings
+        if emb is None:
+            try:
+                emb = glue_feature_embeddings(mdata, rna_key=rna_key, atac_key=atac_key, seed=seed,
+                                              **dict(glue_kwargs or {}))
+            except ImportError:
+                logger.info("link_baselines: scglue is not installed; skipping the GLUE baseline")
+        if emb is not None:
+            E = emb.reindex(pd.Index(pairs["gene"])).to_numpy(dtype=float)
+            P = emb.reindex(pd.Index(pairs["peak"])).to_numpy(dtype=float)
+            nrm = np.linalg.norm(E, axis=1) * np.linalg.norm(P, axis=1)
+            out["glue"] = np.where(nrm > 0, (E * P).sum(1) / np.where(nrm > 0, nrm, 1), np.nan)
+    mdata.uns[key_added] = out
+
+
+# --------------------------------------------------------------------------------------------------
+# cutoffs, DPAGs
+# --------------------------------------------------------------------------------------------------
+def elbow_point(values: Sequence[float]) -> int:
+    """Elbow of a descending curve: the index of maximal distance to the chord (kneedle on [0, 1]^2).
+
+    ``values`` are sorted in decreasing order first; both axes are rescaled to [0, 1] and the point
+    farthest below the straight line from the first to the last point is returned (0-based index, so
+    ``index + 1`` values lie at or above the elbow).
+    """
+    y = np.sort(np.asarray(values, dtype=float))[::-1]
+    y = y[np.isfinite(y)]
+    n = len(y)
+    if n < 3:
+        return max(n - 1, 0)
+    x = np.linspace(0.0, 1.0, n)
+    span = y[0] - y[-1]
+    if span <= 0:
+        return 0
+    yn = (y - y[-1]) / span
+    # chord from (0, 1) to (1, 0): distance ∝ (1 - x) - yn  (convex decreasing curve lies below it)
+    return int(np.argmax((1.0 - x) - yn))
+
+
+def attention_cutoffs(scores: Sequence[float], *, top_fraction: float = 0.1) -> dict:
+    """The top-``top_fraction`` cut and the elbow of the ranked scores (Fig. 3C).
+
+    Returns
+    -------
+    dict ``n_pairs, top_n, top_threshold, elbow_n, elbow_threshold, elbow_fraction``.
+    """
+    if not 0 < top_fraction <= 1:
+        raise AttuneInputError(f"top_fraction must be in (0, 1], got {top_fraction}")
+    s = np.sort(np.asarray(scores, dtype=float)[np.isfinite(np.asarray(scores, dtype=float))])[::-1]
+    n = len(s)
+    if n == 0:
+        raise AttuneInputError("no finite scores")
+    top_n = max(1, int(np.ceil(top_fraction * n)))
+    e = elbow_point(s)
+    return {"n_pairs": n, "top_n": top_n, "top_threshold": float(s[top_n - 1]), "elbow_n": e + 1,
+            "elbow_threshold": float(s[e]), "elbow_fraction": (e + 1) / n}
+
+
+def select_links(links: pd.DataFrame, *, score: str = "score", top_fraction: float = 0.1,
+                 cutoff: str = "top") -> pd.DataFrame:
+    """The highest-scoring pairs: the top ``top_fraction`` (``cutoff="top"``, the paper's 10 %) or those at or
+    above the elbow (``cutoff="elbow"``). Returns the selected rows sorted by decreasing score, with ``rank``."""
+    if score not in links:
+        raise AttuneInputError(f"score column {score!r} not in the link table; available: {list(links.columns)}")
+    if cutoff not in ("top", "elbow"):
+        raise AttuneInputError(f"cutoff must be 'top' or 'elbow', got {cutoff!r}")
+    df = links[np.isfinite(links[score].to_numpy(dtype=float))].sort_values(score, ascending=False, kind="stable")
+    info = attention_cutoffs(df[score].to_numpy(), top_fraction=top_fraction)
+    n = info["top_n"] if cutoff == "top" else info["elbow_n"]
+    out = df.iloc[:n].copy()
+    out["rank"] = np.arange(1, n + 1)
+    return out.reset_index(drop=True)
+
+
+def find_dpags(selected: pd.DataFrame, *, min_peaks: int = 10) -> pd.DataFrame:
+    """Dense peak-associated genes: genes linked to at least ``min_peaks`` selected peaks.
+
+    Returns DataFrame ``gene, n_peaks`` sorted by decreasing ``n_peaks`` (only the DPAGs).
+    """
+    if min_peaks < 1:
+        raise AttuneInputError(f"min_peaks must be >= 1, got {min_peaks}")
+    if "gene" not in selected:
+        raise AttuneInputError("selected links need a 'gene' column")
+    n = selected.groupby("gene", observed=True)["peak"].nunique()
+    n = n[n >= min_peaks].sort_values(ascending=False, kind="stable")
+    return pd.DataFrame({"gene": n.index.astype(str), "n_peaks": n.to_numpy(dtype=int)})
+
+
+# --------------------------------------------------------------------------------------------------
+# DE, overlap, enrichment
+# --------------------------------------------------------------------------------------------------
+def _group_labels(mdata, adata, groupby: str) -> pd.Series:
+    if groupby in adata.obs:
+        return adata.obs[groupby]
+    if groupby in getattr(mdata, "obs", {}):
+        return mdata.obs.loc[adata.obs_names, groupby]
+    raise AttuneInputError(f"groupby {groupby!r} not found in the RNA obs nor mdata.obs")
+
+
+def differential_genes(mdata, *, groupby: str = "cell_type", rna_key: str = "rna", layer: str | None = None,
+                       pval_cutoff: float = 0.01, logfc_cutoff: float = 0.25, method: str = "wilcoxon",
+                       only_positive: bool = False) -> pd.DataFrame:
+    """DE genes per group, one vs rest (scanpy ``rank_genes_groups``; the paper used Seurat's FindAllMarkers).
+
+    Runs on a copy of the RNA modality (log-normalised ``.X`` or ``layer``); nothing is written.
+
+    Returns
+    -------
+    DataFrame ``group, gene, logfc, pval, pval_adj, score`` with ``pval_adj < pval_cutoff`` and
+    ``|logfc| > logfc_cutoff`` (``logfc > logfc_cutoff`` with ``only_positive``).
+    """
+    import anndata as ad
+    import scanpy as sc
+
+    rna = get_modality(mdata, rna_key, role="RNA")
+    labels = _group_labels(mdata, rna, groupby).astype(str)
+    X = rna.X if layer is None else rna.layers[layer] if layer in rna.layers else None
+    if X is None:
+        raise AttuneInputError(f"layer {layer!r} not in mdata[{rna_key!r}].layers")
+    tmp = ad.AnnData(X=X, obs=pd.DataFrame({"g": pd.Categorical(labels.to_numpy())}, index=rna.obs_names),
+                     var=pd.DataFrame(index=rna.var_names))
+    tmp.uns["log1p"] = {"base": None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.tl.rank_genes_groups(tmp, "g", method=method, reference="rest", use_raw=False)
+    df = sc.get.rank_genes_groups_df(tmp, group=None)
+    df = df.rename(columns={"names": "gene", "logfoldchanges": "logfc", "pvals": "pval", "pvals_adj": "pval_adj",
+                            "scores": "score"})
+    if "group" not in df:  # a single group
+        df.insert(0, "group", tmp.obs["g"].cat.categories[0])
+    lf = df["logfc"] if only_positive else df["logfc"].abs()
+    keep = (df["pval_adj"] < pval_cutoff) & (lf > logfc_cutoff)
+    return df.loc[keep, ["group", "gene", "logfc", "pval", "pval_adj", "score"]].reset_index(drop=True)
+
+
+def _hypergeom_sf(k: int, M: int, n: int, N: int) -> float:
+    from scipy.stats import hypergeom
+
+    return float(hypergeom.sf(k - 1, M, n, N))
+
+
+def dpag_de_overlap(dpags: Sequence[str] | pd.DataFrame, degs: pd.DataFrame | Sequence[str], *,
+                    universe: Sequence[str]) -> dict:
+    """How many DPAGs are DE (Fig. 3D), with the hypergeometric p-value of the overlap.
+
+    Returns dict ``n_dpags, n_de_dpags, fraction, n_degs, n_universe, expected, pval, de_dpags``.
+    """
+    d = set(map(str, dpags["gene"] if isinstance(dpags, pd.DataFrame) else dpags))
+    g = set(map(str, degs["gene"] if isinstance(degs, pd.DataFrame) else degs))
+    u = set(map(str, universe))
+    d, g = d & u, g & u
+    k = len(d & g)
+    M, n, N = len(u), len(g), len(d)
+    return {"n_dpags": N, "n_de_dpags": k, "fraction": k / N if N else np.nan, "n_degs": n, "n_universe": M,
+            "expected": N * n / M if M else np.nan, "pval": _hypergeom_sf(k, M, n, N) if N and M else np.nan,
+            "de_dpags": sorted(d & g)}
+
+
+def enrichment(genes: Sequence[str], gene_sets: Mapping[str, Sequence[str]], *, universe: Sequence[str],
+               min_size: int = 1, max_size: int | None = None, min_overlap: int = 1) -> pd.DataFrame:
+    """Over-representation of ``genes`` in each gene set (one-sided hypergeometric test, BH adjustment).
+
+    For a set ``S`` (restricted to the universe ``U``) and the query ``Q`` (restricted to ``U``):
+    ``p = P(X >= |Q ∩ S|)``, ``X ~ Hypergeom(|U|, |S|, |Q|)`` (``scipy.stats.hypergeom.sf(k - 1, ...)``);
+    ``padj`` by Benjamini-Hochberg (``statsmodels`` ``fdr_bh``) over the sets tested (those with
+    ``min_size <= |S| <= max_size``).
+
+    Returns
+    -------
+    DataFrame ``term, n_set, n_overlap, n_query, n_universe, expected, fold, pval, padj, genes`` sorted by
+    ``pval`` (terms with ``n_overlap >= min_overlap``; ``padj`` accounts for all tested sets).
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    u = pd.Index(pd.unique(pd.Index(universe).astype(str)))
+    uset = set(u)
+    q = set(map(str, genes)) & uset
+    rows = []
+    for term, members in gene_sets.items():
+        s = set(map(str, members)) & uset
+        if len(s) < min_size or (max_size is not None and len(s) > max_size):
+            continue
+        ov = q & s
+        M, n, N, k = len(uset), len(s), len(q), len(ov)
+        rows.append({"term": term, "n_set": n, "n_overlap": k, "n_query": N, "n_universe": M,
+                     "expected": N * n / M if M else np.nan,
+                     "fold": (k / (N * n / M)) if N and n else np.nan,
+                     "pval": _hypergeom_sf(k, M, n, N) if N and M else 1.0, "genes": ";".join(sorted(ov))})
+    cols = ["term", "n_set", "n_overlap", "n_query", "n_universe", "expected", "fold", "pval", "padj", "genes"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows)
+    df["padj"] = multipletests(df["pval"].to_numpy(), method="fdr_bh")[1]
+    df = df[df["n_overlap"] >= min_overlap].sort_values(["pval", "term"], kind="stable")
+    return df[cols].reset_index(drop=True)
+
+
+def simulated_gene_sets(mdata) -> dict[str, list[str]]:
+    """The simulator's expression programs as gene sets (``uns["truth"]["gene_program"]``)."""
+    truth = getattr(mdata, "uns", {}).get("truth")
+    if not isinstance(truth, Mapping) or "gene_program" not in truth:
+        raise AttuneInputError("mdata.uns['truth']['gene_program'] not found (not a simulated dataset?)")
+    gp = truth["gene_program"]
+    gp = gp[gp["program"].astype(str).str.len() > 0]
+    return {str(p): sorted(map(str, g["gene"])) for p, g in gp.groupby("program", observed=True)}
+
+
+# --------------------------------------------------------------------------------------------------
+# heatmap data (Fig. 3F)
+# --------------------------------------------------------------------------------------------------
+def link_heatmap_data(mdata, links: pd.DataFrame, *, groupby: str = "cell_type", n_pairs: int | None = 40,
+                      rna_key: str = "rna", atac_key: str = "atac", rna_layer: str | None = None,
+                      atac_layer: str | None = "counts", scale: bool = True) -> dict[str, pd.DataFrame]:
+    """Per-group mean expression of each pair's gene and mean accessibility of its peak (Fig. 3F).
+
+    ``links`` (e.g. the selected DPAG pairs, best first) gives the rows; the first ``n_pairs`` are kept.
+    ATAC values are normalised to 10^4 per cell and log1p. With ``scale``, each row is z-scored across
+    groups. Rows are ordered by the group of maximal expression, then by that maximum.
+
+    Returns
+    -------
+    dict ``{"rna": pairs x groups, "atac": pairs x groups}``, index ``"gene | peak"``.
+    """
+    rna = get_modality(mdata, rna_key, role="RNA")
+    atac = get_modality(mdata, atac_key, role="ATAC")
+    lab = _group_labels(mdata, rna, groupby)
+    groups = list(lab.cat.categories) if isinstance(lab.dtype, pd.CategoricalDtype) else sorted(lab.unique())
+    lab = lab.astype(str).to_numpy()
+    df = links.head(n_pairs) if n_pairs else links
+    if not len(df):
+        raise AttuneInputError("no links to show")
+    gi = rna.var_names.get_indexer(df["gene"].astype(str))
+    pi = atac.var_names.get_indexer(df["peak"].astype(str))
+    if (gi < 0).any() or (pi < 0).any():
+        raise AttuneInputError("links name genes/peaks absent from the modalities")
+    Xr = as_csr(rna.X if rna_layer is None else rna.layers[rna_layer], dtype=np.float64)[:, gi].toarray()
+    Xa_all = _counts_matrix(atac, atac_layer, f"mdata[{atac_key!r}]")
+    tot = np.asarray(Xa_all.sum(1)).ravel()
+    Xa = Xa_all[:, pi].toarray() / np.maximum(tot, 1e-12)[:, None] * 1e4
+    Xa = np.log1p(Xa)
+    groups = [str(g) for g in groups if (lab == str(g)).any()]
+    mr = np.stack([Xr[lab == g].mean(0) for g in groups], axis=1)
+    ma = np.stack([Xa[lab == g].mean(0) for g in groups], axis=1)
+
+    def z(m):
+        if not scale:
+            return m
+        sd = m.std(1, keepdims=True)
+        return np.divide(m - m.mean(1, keepdims=True), sd, out=np.zeros_like(m), where=sd > 0)
+
+    mr, ma = z(mr), z(ma)
+    order = np.lexsort((-mr.max(1), mr.argmax(1)))
+    idx = [f"{g} | {p}" for g, p in zip(df["gene"].astype(str), df["peak"].astype(str))]
+    idx = [idx[i] for i in order]
+    return {"rna": pd.DataFrame(mr[order], index=idx, columns=groups),
+            "atac": pd.DataFrame(ma[order], index=idx, columns=groups)}
