@@ -79,7 +79,8 @@ def maxrss_bytes() -> int:
 
 # ------------------------------------------------------------------------------------------ data
 def own_generator(n_cells, n_genes, n_peaks, *, rna_density=0.15, atac_density=0.05, n_types=8, seed=0):
-    """Paired CSR data with shared cell types: log1p-like RNA values and 1/2 ATAC counts."""
+    """Paired CSR data with shared cell types: RNA counts (log-normalised into ``.X``, raw in
+    ``layers["counts"]``), ATAC counts 1/2; genes and peaks get coordinates on chr1 (for GLUE)."""
     import anndata as ad
     import mudata as md
     import pandas as pd
@@ -102,12 +103,21 @@ def own_generator(n_cells, n_genes, n_peaks, *, rna_density=0.15, atac_density=0
             mats.append(m)
         return sp.vstack(mats, format="csr")
 
-    rna = draw(profile(n_genes, rna_density), lambda k: np.log1p(rng.gamma(1.5, 2.0, k)).astype(np.float32))
+    counts = draw(profile(n_genes, rna_density), lambda k: (1 + rng.geometric(0.4, k) - 1).astype(np.float32))
+    lib = np.asarray(counts.sum(1)).ravel()
+    rna = (sp.diags((1e4 / np.maximum(lib, 1)).astype(np.float32)) @ counts).tocsr()
+    rna.data = np.log1p(rna.data)
     atac = draw(profile(n_peaks, atac_density), lambda k: (1 + (rng.random(k) < 0.1)).astype(np.float32))
     obs = pd.DataFrame({"cell_type": pd.Categorical(labels.astype(str))}, index=[f"cell{i}" for i in range(n_cells)])
-    r = ad.AnnData(rna, obs=obs.copy(), var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]))
-    a = ad.AnnData(atac, obs=obs.copy(),
-                   var=pd.DataFrame(index=[f"chr1:{i * 500}-{i * 500 + 400}" for i in range(n_peaks)]))
+    g_start = np.arange(n_genes) * 100_000 + 50_000
+    gvar = pd.DataFrame({"chrom": "chr1", "start": g_start, "end": g_start + 20_000, "strand": "+",
+                         "tss": g_start}, index=[f"g{i}" for i in range(n_genes)])
+    p_start = np.sort(rng.integers(0, n_genes * 100_000, n_peaks)) // 10 * 10
+    p_start = p_start + np.arange(n_peaks) % 10  # unique names
+    avar = pd.DataFrame({"chrom": "chr1", "start": p_start, "end": p_start + 500},
+                        index=[f"chr1:{a}-{a + 500}" for a in p_start])
+    r = ad.AnnData(rna, obs=obs.copy(), var=gvar, layers={"counts": counts})
+    a = ad.AnnData(atac, obs=obs.copy(), var=avar, layers={"counts": atac.copy()})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return md.MuData({"rna": r, "atac": a})
@@ -154,40 +164,79 @@ def sparse_step(module, opt, batch):
     return float(loss.detach())
 
 
+def compare_dense(module, mdata, res: dict, args, n_batch: int) -> None:
+    """Time sparse and dense steps on the same random batches (wall and process CPU time)."""
+    import torch
+
+    from attune_lib.models._data import csr_batch
+
+    module.train()
+    rng = np.random.default_rng(args.seed)
+    n_cells, n_genes, n_peaks = res["n_cells"], res["n_genes"], res["n_peaks"]
+    batches = [np.sort(rng.choice(n_cells, args.batch_size, replace=False)) for _ in range(args.compare_batches)]
+    X_r = mdata["rna"].X.tocsr()
+    X_a = mdata["atac"].X.tocsr()
+    opt = torch.optim.Adam(module.parameters(), lr=1e-6)
+    sparse_t, sparse_c = [], []
+    for idx in batches:
+        b = {"rna": csr_batch(X_r, idx), "atac": csr_batch(X_a, idx)}
+        t0, c0 = time.perf_counter(), time.process_time()
+        sparse_step(module, opt, b)
+        sparse_t.append(time.perf_counter() - t0)
+        sparse_c.append(time.process_time() - c0)
+    d = module.rna_teacher.n_hidden
+    per_cell = 6 * (n_genes + n_peaks) * d * 4  # ~6 live cells x features x d float32 tensors per cell
+    chunk = args.batch_size
+    while chunk > 2 and chunk * per_cell > args.dense_mem_gb * GiB:
+        chunk //= 2
+    dense_t, dense_c = [], []
+    with PeakRSS() as mem_dense:
+        for idx in batches:
+            t0, c0 = time.perf_counter(), time.process_time()
+            for s in range(0, idx.size, chunk):
+                sub = idx[s : s + chunk]
+                dense_step(module, opt, torch.from_numpy(X_r[sub].toarray()), torch.from_numpy(X_a[sub].toarray()))
+            dense_t.append(time.perf_counter() - t0)
+            dense_c.append(time.process_time() - c0)
+    sb, db = float(np.mean(sparse_t)), float(np.mean(dense_t))
+    sc, dc = float(np.mean(sparse_c)), float(np.mean(dense_c))
+    res.update(compare_sparse_batch_s=sb, compare_dense_batch_s=db, compare_sparse_batch_cpu_s=sc,
+               compare_dense_batch_cpu_s=dc, dense_chunk_cells=chunk, dense_epoch_s=db * n_batch,
+               dense_20_epochs_h=db * n_batch * 20 / 3600, dense_extra_rss_gib=mem_dense.extra / GiB,
+               speedup=db / sb, speedup_cpu=dc / sc)
+    print(f"dense tokens (original formulation), same {len(batches)} batches of {args.batch_size} cells "
+          f"(run in chunks of {chunk} cells): {db:.2f} s/batch vs sparse {sb:.3f} s/batch -> "
+          f"speed-up {res['speedup']:.1f}x wall, {res['speedup_cpu']:.1f}x CPU time; dense epoch "
+          f"~{res['dense_epoch_s'] / 60:.1f} min (extrapolated), 20 epochs ~{res['dense_20_epochs_h']:.1f} h; "
+          f"dense chunk peak +{res['dense_extra_rss_gib']:.2f} GiB RSS", flush=True)
+
+
 # ---------------------------------------------------------------------------------------- peers
 def time_peers(mdata, *, seed: int) -> list[str]:
+    """One epoch of MultiVI and GLUE through ``attune_lib.tl._peers`` (wall time of the whole call)."""
+    try:
+        from attune_lib.tl._peers import run_glue, run_multivi
+    except ImportError as err:
+        return [f"peers: skipped (attune_lib.tl._peers not importable: {err})"]
     lines = []
-    try:
-        import scvi  # noqa: F401
-    except ImportError:
-        lines.append("MultiVI: skipped (scvi-tools not installed; pip install 'attune-companion[peers]')")
-    else:
+    for name, module, run, kw in (
+        ("MultiVI", "scvi", run_multivi, dict(max_epochs=1, early_stopping=False)),
+        ("GLUE", "scglue", run_glue, dict(max_epochs=1)),
+    ):
         try:
-            import mudata as md
-
-            m = md.MuData({"rna": mdata["rna"].copy(), "atac": mdata["atac"].copy()})
-            if "counts" not in m["rna"].layers:  # MultiVI models counts
-                counts = m["rna"].X.copy()
-                counts.data = np.round(np.expm1(counts.data))
-                m["rna"].layers["counts"] = counts
-            if "counts" not in m["atac"].layers:
-                m["atac"].layers["counts"] = m["atac"].X.copy()
-            scvi.settings.seed = seed
-            scvi.model.MULTIVI.setup_mudata(m, rna_layer="counts", atac_layer="counts",
-                                            modalities={"rna_layer": "rna", "atac_layer": "atac"})
-            model = scvi.model.MULTIVI(m, n_genes=m["rna"].n_vars, n_regions=m["atac"].n_vars)
-            t0 = time.perf_counter()
-            model.train(max_epochs=1, early_stopping=False, enable_progress_bar=False)
-            lines.append(f"MultiVI: 1 epoch {time.perf_counter() - t0:.1f} s")
+            __import__(module)
+        except ImportError:
+            lines.append(f"{name}: skipped ({module} not installed; pip install 'attune-companion[peers]')")
+            continue
+        t0 = time.perf_counter()
+        try:
+            run(mdata, seed=seed, progress_bar=False, **kw)
         except Exception as err:  # noqa: BLE001 - a peer failing must not hide our numbers
-            lines.append(f"MultiVI: failed ({type(err).__name__}: {err})")
-    try:
-        import scglue  # noqa: F401
-    except ImportError:
-        lines.append("GLUE: skipped (scglue not installed; pip install 'attune-companion[peers]')")
-    else:
-        lines.append("GLUE: installed, but timing needs a guidance graph (bedtools + gene/peak coordinates); "
-                     "see the reference notes (~30 s/epoch at 10k x 2,000 x 20k); not timed here")
+            lines.append(f"{name}: failed ({type(err).__name__}: {err})")
+            continue
+        what = ("1 epoch incl. setup and embedding" if name == "MultiVI"
+                else "1 pretraining + 1 fine-tuning epoch incl. PCA/LSI, graph and embedding")
+        lines.append(f"{name}: {time.perf_counter() - t0:.1f} s ({what})")
     return lines
 
 
@@ -206,6 +255,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-value-batchnorm", action="store_true")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--peers", action="store_true", help="also time one MultiVI / GLUE epoch when installed")
+    ap.add_argument("--no-dense", action="store_true", help="skip the dense-formulation comparison")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE", "inherit"),
                     help="OMP_WAIT_POLICY for torch's OpenMP threads (set before torch is imported). PASSIVE "
@@ -221,7 +271,6 @@ def main(argv=None) -> int:
     import torch
 
     from attune_lib.models import Attune
-    from attune_lib.models._data import csr_batch
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("ATTUNE_NO_PROGRESS", "1")
@@ -276,43 +325,9 @@ def main(argv=None) -> int:
           f"{res['load_after_sparse']:.1f}", flush=True)
 
     # --- the same batches, both formulations
-    module = model.module
-    module.train()
-    rng = np.random.default_rng(args.seed)
-    batches = [np.sort(rng.choice(n_cells, args.batch_size, replace=False)) for _ in range(args.compare_batches)]
-    X_r = mdata["rna"].X.tocsr()
-    X_a = mdata["atac"].X.tocsr()
-    opt = torch.optim.Adam(module.parameters(), lr=1e-6)
-    sparse_t = []
-    for idx in batches:
-        b = {"rna": csr_batch(X_r, idx), "atac": csr_batch(X_a, idx)}
-        t0 = time.perf_counter()
-        sparse_step(module, opt, b)
-        sparse_t.append(time.perf_counter() - t0)
-    d = module.rna_teacher.n_hidden
-    per_cell = 6 * (n_genes + n_peaks) * d * 4  # ~6 live cells x features x d float32 tensors per cell
-    chunk = args.batch_size
-    while chunk > 2 and chunk * per_cell > args.dense_mem_gb * GiB:
-        chunk //= 2
-    dense_t = []
-    with PeakRSS() as mem_dense:
-        for idx in batches:
-            t0 = time.perf_counter()
-            for s in range(0, idx.size, chunk):
-                sub = idx[s : s + chunk]
-                Xr = torch.from_numpy(X_r[sub].toarray())
-                Xa = torch.from_numpy(X_a[sub].toarray())
-                dense_step(module, opt, Xr, Xa)
-            dense_t.append(time.perf_counter() - t0)
-    sb, db = float(np.mean(sparse_t)), float(np.mean(dense_t))
-    res.update(compare_sparse_batch_s=sb, compare_dense_batch_s=db, dense_chunk_cells=chunk,
-               dense_epoch_s=db * n_batch, dense_20_epochs_h=db * n_batch * 20 / 3600,
-               dense_extra_rss_gib=mem_dense.extra / GiB, speedup=db / sb, maxrss_gib=maxrss_bytes() / GiB)
-    print(f"dense tokens (original formulation), same {len(batches)} batches of {args.batch_size} cells "
-          f"(run in chunks of {chunk} cells): {db:.2f} s/batch vs sparse {sb:.3f} s/batch -> "
-          f"speed-up {res['speedup']:.1f}x; dense epoch ~{res['dense_epoch_s'] / 60:.1f} min (extrapolated), "
-          f"20 epochs ~{res['dense_20_epochs_h']:.1f} h; dense chunk peak +{res['dense_extra_rss_gib']:.2f} GiB RSS",
-          flush=True)
+    if not args.no_dense:
+        compare_dense(model.module, mdata, res, args, n_batch)
+    res["maxrss_gib"] = maxrss_bytes() / GiB
     res["load_end"] = os.getloadavg()[0]
     print(f"process max RSS (getrusage, incl. data): {res['maxrss_gib']:.2f} GiB; load average at the end "
           f"{res['load_end']:.1f} on {os.cpu_count()} CPUs")

@@ -481,6 +481,39 @@ def test_lr_schedule_and_single_cell_batches():
     assert model.is_trained
 
 
+def test_trainer_is_model_agnostic(tmp_path):
+    """The loop only needs ``module.loss(batch)`` and ``source.get_batch(idx)`` (reused by other models)."""
+    from attune_lib.models import Trainer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3)).astype(np.float32)
+    y = X @ np.array([1.0, -2.0, 0.5], dtype=np.float32)
+
+    class Source:
+        n_obs = 100
+
+        def get_batch(self, idx):
+            return {"x": torch.from_numpy(X[idx]), "y": torch.from_numpy(y[idx])}
+
+    class Regression(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 1)
+
+        def loss(self, batch):
+            return {"loss": ((self.lin(batch["x"]).squeeze(1) - batch["y"]) ** 2).mean()}
+
+    torch.manual_seed(0)
+    trainer = Trainer(Regression(), Source(), max_epochs=30, batch_size=16, lr=0.05, lr_end=0.005,
+                      validation_fraction=0.2, seed=0, device="cpu", checkpoint_dir=tmp_path, progress_bar=False)
+    hist = trainer.fit()
+    assert trainer.steps_per_epoch == 5 and len(trainer.val_idx) == 20
+    assert hist["loss"].iloc[-1] < 1e-2 < hist["loss"].iloc[0]
+    assert hist["val_loss"].iloc[-1] < 1e-2
+    assert hist["lr"].iloc[-1] == pytest.approx(0.005)
+    assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["epoch"] == 30
+
+
 # ------------------------------------------------------------------------------------- input errors
 def test_setup_errors():
     m = make_paired(n=30, seed=2)
@@ -510,7 +543,6 @@ def test_setup_errors():
         Attune(m, contrast="teacher-only")
 
 
-@pytest.mark.slow
 def test_sim_small_if_available(request):
     try:
         from attune_lib.datasets import simulate_multiome  # noqa: F401

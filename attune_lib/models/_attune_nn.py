@@ -287,22 +287,22 @@ class TeacherEncoder(nn.Module):
         val, col = batch.val.detach(), batch.col
         vmin, vmax = float(val.min()), float(val.max())
         integral = vmin >= 0 and vmax < 2**20 and bool((val == torch.round(val)).all())
-        if not integral:
-            if self.dedup == "auto":
-                return None
-            ukey, inv = torch.unique(torch.stack([col.to(val.dtype), val]), dim=1, return_inverse=True)
-        else:
-            n_keys = self.n_features * (int(vmax) + 1)
-            key = col * (int(vmax) + 1) + val.round().long()
-            if n_keys <= 8 * batch.nnz + 1_000_000:  # counting instead of sorting
-                present = torch.bincount(key, minlength=n_keys) > 0
+        if integral:
+            n_vals = int(vmax) + 1
+            key = col * n_vals + val.round().long()
+            if self.n_features * n_vals <= 8 * batch.nnz + 1_000_000:  # counting instead of sorting
+                present = torch.bincount(key, minlength=self.n_features * n_vals) > 0
                 ids = torch.cumsum(present, 0) - 1
-                n_unique = int(ids[-1]) + 1
                 inv = ids[key]
+                n_unique = int(ids[-1]) + 1
             else:
                 ukey, inv = torch.unique(key, return_inverse=True)
-                n_unique = ukey.numel()
-        n_unique = ukey.shape[-1] if not integral else n_unique
+                n_unique = int(ukey.numel())
+        elif self.dedup == "auto":
+            return None
+        else:
+            ukey, inv = torch.unique(torch.stack([col.to(val.dtype), val]), dim=1, return_inverse=True)
+            n_unique = int(ukey.shape[1])
         if self.dedup == "auto" and n_unique > 0.7 * batch.nnz:
             return None
         first = torch.full((n_unique,), batch.nnz, dtype=torch.long, device=col.device).scatter_reduce(

@@ -388,7 +388,8 @@ class RNAPredictor:
     def train(self, mdata, *, train_indices=None, val_indices=None, validation_fraction: float = 0.1,
               max_epochs: int = 40, batch_size: int = 128, lr: float = 1e-3, patience: int | None = 10,
               min_delta: float = 0.0, device: str = "auto", checkpoint_dir: str | os.PathLike | None = None,
-              resume: bool = True, progress_bar: bool = True, callbacks: Iterable[Callable] = ()) -> None:
+              resume: bool = True, progress_bar: bool = True, callbacks: Iterable[Callable] = (),
+              init_output_bias: bool = True) -> None:
         """Train (fine-tune) on the cells of ``mdata``; the epoch kept is chosen on a validation split.
 
         Parameters
@@ -420,6 +421,8 @@ class RNAPredictor:
             tqdm bar with the running loss.
         callbacks
             Extra ``fn(trainer, epoch, record)`` called after each epoch.
+        init_output_bias
+            Start the output bias at the training cells' mean expression (see :meth:`fit_matrices`).
         """
         X = self.atac_matrix(mdata)
         Y = self.rna_matrix(mdata)
@@ -441,16 +444,19 @@ class RNAPredictor:
         self.fit_matrices(X, Y, train_indices=train_idx, val_indices=val_idx, max_epochs=max_epochs,
                           batch_size=batch_size, lr=lr, patience=patience, min_delta=min_delta, device=device,
                           checkpoint_dir=checkpoint_dir, resume=resume, progress_bar=progress_bar,
-                          callbacks=callbacks)
+                          callbacks=callbacks, init_output_bias=init_output_bias)
 
     def fit_matrices(self, X_atac, Y, *, train_indices, val_indices, max_epochs: int = 40, batch_size: int = 128,
                      lr: float = 1e-3, patience: int | None = 10, min_delta: float = 0.0, device: str = "auto",
                      checkpoint_dir: str | os.PathLike | None = None, resume: bool = True,
-                     progress_bar: bool = True, callbacks: Iterable[Callable] = (), desc: str | None = None) -> None:
+                     progress_bar: bool = True, callbacks: Iterable[Callable] = (), desc: str | None = None,
+                     init_output_bias: bool = True) -> None:
         """Train on matrices: ``X_atac`` (cells x peaks, predictor order) and ``Y`` (cells x genes).
 
         Only the rows in ``train_indices`` (fit) and ``val_indices`` (model choice) are read.
-        See :meth:`train` for the options.
+        See :meth:`train` for the options. ``init_output_bias``: before the first training, set the bias
+        of the output layer to the mean expression of the training cells (Keras' zero initialisation
+        otherwise; it only shortens the first epochs, see ``docs/prediction.md``).
         """
         X = as_csr(X_atac)
         n = X.shape[0]
@@ -472,6 +478,10 @@ class RNAPredictor:
         Yf = Y[fit]
         Yf = as_csr(Yf) if sp.issparse(Yf) else _dense(Yf)
         check_values(Yf, name="Y", allow_negative=True)
+        if init_output_bias and not self.is_trained:
+            mean = np.asarray(Yf[: tr.size].mean(axis=0), dtype=np.float32).ravel()
+            with torch.no_grad():
+                self.module.out.bias.copy_(torch.from_numpy(mean))
         source = _RegressionSource(X[fit], Yf, fit)
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
         tracker = _BestEpoch(self.module, patience=patience, min_delta=min_delta,

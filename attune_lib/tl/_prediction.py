@@ -487,7 +487,8 @@ def run_prediction_benchmark(
         One row per (method, split, gene) with ``pearson, spearman, rmse, mean_true, mean_pred,
         constant_pred`` (+ ``pearson_truth``, ``ceiling_pearson``).
     """
-    from ..models import Attune, RNAPredictor  # noqa: F401 - torch loads here only
+    from ..models import Attune  # torch loads here only
+    from ..models._prediction import RNAPredictor
 
     settings, contrasts = _check_settings(settings, contrasts)
     for name, v in (("pretrain_epochs", pretrain_epochs), ("finetune_epochs", finetune_epochs)):
