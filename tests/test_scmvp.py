@@ -275,7 +275,7 @@ def test_save_load_identical_latent(trained, tmp_path):
 def test_checkpoint_resume_matches_uninterrupted(tmp_path, monkeypatch, stop_after):
     m, _ = make_paired(n_cells=120, n_genes=40, n_peaks=120, seed=3)
     ScMVP.setup_mudata(m)
-    kw = dict(max_epochs=3, warmup_epochs=1, pretrain_epochs=(1, 2), batch_size=32, progress_bar=False, device="cpu")
+    kw = {"max_epochs": 3, "warmup_epochs": 1, "pretrain_epochs": (1, 2), "batch_size": 32, "progress_bar": False, "device": "cpu"}
     full = ScMVP(m, n_latent=4, n_components=3, seed=1)
     full.train(**kw)
 

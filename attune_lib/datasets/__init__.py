@@ -26,10 +26,13 @@ from ._real import (
     read_gmt,
     share_tac,
 )
+from ._presets import PRESETS, apply_preset
 from ._registry import available_datasets, load_dataset
 from ._simulate import simulate_multiome
 
 __all__ = [
+    "PRESETS",
+    "apply_preset",
     "ChecksumMismatchError",
     "DataNotAvailableError",
     "annotate_genes",

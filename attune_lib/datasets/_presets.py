@@ -193,7 +193,7 @@ def apply_preset(
         "peaks_high_cells": int(np.sum(peaks_high & ~peaks_low)),
         "genes_removed": int((~keep_genes).sum()),
         "peaks_removed": int((~keep_peaks).sum()),
-        "n_cells": int(len(cells)),
+        "n_cells": len(cells),
         "n_genes": int(keep_genes.sum()),
         "n_peaks": int(keep_peaks.sum()),
     }

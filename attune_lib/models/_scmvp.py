@@ -18,14 +18,21 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from .._utils import AttuneInputError, as_csr, check_values, get_modality, progress, resolve_device, set_seed
+from .._utils import (
+    AttuneInputError,
+    as_csr,
+    check_values,
+    get_modality,
+    progress,
+    resolve_device,
+    set_seed,
+)
 from ._scmvp_module import ScMVPModule
 from ._training import atomic_torch_save
 
@@ -175,10 +182,10 @@ class ScMVP:
         self._data = data
         if n_components > data.n_obs:
             raise AttuneInputError(f"n_components={n_components} exceeds the number of cells ({data.n_obs})")
-        self.init_kwargs = dict(
-            n_latent=int(n_latent), n_hidden=int(n_hidden), n_components=int(n_components),
-            n_heads=int(n_heads), dropout_rate=float(dropout_rate), cycle_weight=float(cycle_weight), seed=self.seed,
-        )
+        self.init_kwargs = {
+            "n_latent": int(n_latent), "n_hidden": int(n_hidden), "n_components": int(n_components),
+            "n_heads": int(n_heads), "dropout_rate": float(dropout_rate), "cycle_weight": float(cycle_weight), "seed": self.seed,
+        }
         set_seed(self.seed)
         self.module = ScMVPModule(
             data.rna.shape[1], data.atac.shape[1],
@@ -482,7 +489,7 @@ class ScMVP:
     def _load_checkpoint(self, path: Path, phases):
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise AttuneInputError(f"cannot read checkpoint file {path}: {exc}") from exc
         if (
             ckpt.get("init_kwargs") != self.init_kwargs
@@ -650,7 +657,7 @@ class ScMVP:
         atomic_torch_save(payload, path)
 
     @classmethod
-    def load(cls, dir_path: str | os.PathLike, mdata, *, device: str | None = "auto") -> "ScMVP":
+    def load(cls, dir_path: str | os.PathLike, mdata, *, device: str | None = "auto") -> ScMVP:
         """Load a model saved with :meth:`save` and attach it to ``mdata`` (same features).
 
         ``mdata`` is set up with the saved keys and layers; its features must match the saved ones.
@@ -661,7 +668,7 @@ class ScMVP:
             raise AttuneInputError(f"no saved scMVP model at {path}")
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise AttuneInputError(f"cannot read model file {path}: {exc}") from exc
         reg = dict(payload["registry"])
         setup = {k: reg[k] for k in ("rna_key", "atac_key", "rna_layer", "atac_layer", "atac_transform")}

@@ -24,13 +24,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "log_nb_positive",
-    "log_zip_positive",
-    "log_zip_positive_rowsum",
-    "log_normal_diag",
     "gmm_log_joint",
     "kl_gmm_vade",
     "kl_normal_standard",
+    "log_nb_positive",
+    "log_normal_diag",
+    "log_zip_positive",
+    "log_zip_positive_rowsum",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)

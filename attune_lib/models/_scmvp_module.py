@@ -43,7 +43,7 @@ from ._scmvp_nn import (
     ZIPDecoder,
 )
 
-__all__ = ["ScMVPModule", "PHASES"]
+__all__ = ["PHASES", "ScMVPModule"]
 
 
 @contextlib.contextmanager
@@ -157,11 +157,11 @@ class ScMVPModule(nn.Module):
         r_m, r_v, r_z, r_h = self.rna_encoder(torch.log1p(x_rna))
         a_m, a_v, a_z, a_h = self.atac_encoder(torch.log1p(y_atac))
         qz_m, qz_v, z = self.joint_encoder(r_h, a_h)
-        return dict(
-            qz_m=qz_m, qz_v=qz_v, z=z,
-            qz_rna_m=r_m, qz_rna_v=r_v, z_rna=r_z,
-            qz_atac_m=a_m, qz_atac_v=a_v, z_atac=a_z,
-        )
+        return {
+            "qz_m": qz_m, "qz_v": qz_v, "z": z,
+            "qz_rna_m": r_m, "qz_rna_v": r_v, "z_rna": r_z,
+            "qz_atac_m": a_m, "qz_atac_v": a_v, "z_atac": a_z,
+        }
 
     def decode(
         self,
@@ -174,7 +174,7 @@ class ScMVPModule(nn.Module):
         attention = self.cluster_attention(gamma) if gamma is not None else None
         rna_mu, theta = self.rna_decoder(z, lib_rna, attention)
         atac_mu, zi_logits = self.atac_decoder(z, lib_atac, attention)
-        return dict(rna_mu=rna_mu, theta=theta, atac_mu=atac_mu, zi_logits=zi_logits)
+        return {"rna_mu": rna_mu, "theta": theta, "atac_mu": atac_mu, "zi_logits": zi_logits}
 
     @staticmethod
     def libraries(x_rna: torch.Tensor, y_atac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,13 +213,13 @@ class ScMVPModule(nn.Module):
             mu, theta = self.rna_decoder(z, lib_rna)
             rec = -log_nb_positive(x_rna, mu, theta).sum(-1).mean()
             kl = kl_normal_standard(q_m, q_v).mean()
-            return dict(loss=rec + kl, reconst_rna=rec, reconst_atac=zero, kl=kl, cycle=zero)
+            return {"loss": rec + kl, "reconst_rna": rec, "reconst_atac": zero, "kl": kl, "cycle": zero}
         if phase == "atac":
             q_m, q_v, z, _ = self.atac_encoder(torch.log1p(y_atac))
             mu, zi = self.atac_decoder(z, lib_atac)
             rec = -log_zip_positive_rowsum(y_atac, mu, zi).mean()
             kl = kl_normal_standard(q_m, q_v).mean()
-            return dict(loss=rec + kl, reconst_rna=zero, reconst_atac=rec, kl=kl, cycle=zero)
+            return {"loss": rec + kl, "reconst_rna": zero, "reconst_atac": rec, "kl": kl, "cycle": zero}
 
         enc = self.encode(x_rna, y_atac)
         if phase == "warmup":
@@ -228,7 +228,7 @@ class ScMVPModule(nn.Module):
             rec_rna = -log_nb_positive(x_rna, dec["rna_mu"], dec["theta"]).sum(-1).mean()
             rec_atac = -log_zip_positive_rowsum(y_atac, dec["atac_mu"], dec["zi_logits"]).mean()
             kl = kl_normal_standard(enc["qz_m"], enc["qz_v"]).mean()
-            return dict(loss=rec_rna + rec_atac + kl, reconst_rna=rec_rna, reconst_atac=rec_atac, kl=kl, cycle=zero)
+            return {"loss": rec_rna + rec_atac + kl, "reconst_rna": rec_rna, "reconst_atac": rec_atac, "kl": kl, "cycle": zero}
         log_pi, mu_c, var_c = self.prior_params()
         gamma = torch.softmax(gmm_log_joint(enc["z"], log_pi, mu_c, var_c), dim=-1)
         dec = self.decode(enc["z"], lib_rna, lib_atac, gamma)
@@ -240,7 +240,7 @@ class ScMVPModule(nn.Module):
         if self.cycle_weight > 0:
             cycle = self.cycle_loss(enc["qz_m"], dec["rna_mu"], dec["atac_mu"]).mean()
             loss = loss + self.cycle_weight * cycle
-        return dict(loss=loss, reconst_rna=rec_rna, reconst_atac=rec_atac, kl=kl, cycle=cycle)
+        return {"loss": loss, "reconst_rna": rec_rna, "reconst_atac": rec_atac, "kl": kl, "cycle": cycle}
 
     def cycle_loss(self, qz_m: torch.Tensor, rna_mu: torch.Tensor, atac_mu: torch.Tensor) -> torch.Tensor:
         """Cycle-consistency per cell: re-embed the imputed profiles and match the raw embedding.
@@ -268,7 +268,7 @@ class ScMVPModule(nn.Module):
         enc = self.encode(x_rna, y_atac)
         gamma = self.responsibilities(enc["qz_m"]) if int(self.gmm_initialised) else None
         dec = self.decode(enc["qz_m"], lib_rna, lib_atac, gamma)
-        out = dict(latent=enc["qz_m"], rna_imputed=dec["rna_mu"], atac_imputed=dec["atac_mu"])
+        out = {"latent": enc["qz_m"], "rna_imputed": dec["rna_mu"], "atac_imputed": dec["atac_mu"]}
         if gamma is not None:
             out["gamma"] = gamma
         return out

@@ -26,14 +26,14 @@ import torch
 from torch import nn
 
 __all__ = [
+    "ClusterAttention",
     "FCBlock",
     "GaussianHeads",
-    "MaskAttentionEncoder",
     "HiddenSelfAttention",
-    "SelfAttentionEncoder",
     "JointEncoder",
-    "ClusterAttention",
+    "MaskAttentionEncoder",
     "NBDecoder",
+    "SelfAttentionEncoder",
     "ZIPDecoder",
 ]
 

@@ -571,10 +571,15 @@ class RegulatoryDecoderModule(nn.Module):
         (``B x P``: the gene-CLS weights over peaks) and ``pair`` (``B x n_pairs``: gene -> peak weights at
         the window pairs, in :attr:`AttentionPattern.pair_pos` order).
         """
-        genes = self.gene_sequence(self._dense(batch["rna"]))
-        mem, _ = self.memory(self._dense(batch["atac"]))
-        impl = attention or self.attention
-        _, w = self.decode(genes, mem, return_weights=True, attention=impl)
+        was_training = self.training
+        self.eval()
+        try:
+            genes = self.gene_sequence(self._dense(batch["rna"]))
+            mem, _ = self.memory(self._dense(batch["atac"]))
+            impl = attention or self.attention
+            _, w = self.decode(genes, mem, return_weights=True, attention=impl)
+        finally:
+            self.train(was_training)
         pat = self.pattern
         if impl == "dense":  # B x H x (G+1) x (P+1)
             w = w.mean(1)

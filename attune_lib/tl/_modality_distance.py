@@ -21,8 +21,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .._utils import AttuneInputError, get_modality
-from ._potential import _holders, _is_mudata, _obs_column, _pseudotime, _write_obs
+from .._utils import AttuneInputError
+from ._potential import _holders, _obs_column, _pseudotime, _write_obs
 
 __all__ = [
     "add_release_embeddings",
@@ -49,8 +49,11 @@ def _embedding(data, key: str, what: str) -> np.ndarray:
 
 
 def _normalise(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows scaled to unit norm; rows that are all zero or hold NaN (cells without an embedding) become 0."""
+    fin = np.isfinite(Z).all(axis=1)
+    Z = np.where(fin[:, None], Z, 0.0)
     n = np.linalg.norm(Z, axis=1)
-    ok = n > 0
+    ok = fin & (n > 0)
     out = np.zeros_like(Z)
     out[ok] = Z[ok] / n[ok, None]
     return out, ok
@@ -61,8 +64,8 @@ def modality_cosine(mdata, *, rna_key: str = "X_attune_rna", atac_key: str = "X_
     """Cosine distance between each cell's RNA and ATAC embeddings (Fig. 5C, Supp. Fig. S8c).
 
     ``distance = 1 - cos(z_rna, z_atac)``, in [0, 2]; 0 when the two embeddings of the cell coincide.
-    Cells with an all-zero embedding (6 RNA and 1 ATAC rows of the released PBMC file) get NaN, with a
-    warning. Written to ``obs[key_added]`` of the MuData and its modalities.
+    Cells with an all-zero or missing (NaN) embedding (e.g. 6 RNA and 1 ATAC rows of the released PBMC
+    file) get NaN, with a warning. Written to ``obs[key_added]`` of the MuData and its modalities.
 
     Parameters
     ----------
@@ -75,37 +78,33 @@ def modality_cosine(mdata, *, rna_key: str = "X_attune_rna", atac_key: str = "X_
     B = _embedding(mdata, atac_key, "atac_key")
     if A.shape != B.shape:
         raise AttuneInputError(f"rna_key {A.shape} and atac_key {B.shape} embeddings must have the same shape")
-    if not (np.isfinite(A).all() and np.isfinite(B).all()):
-        raise AttuneInputError("embeddings contain NaN or infinite values")
     a, oka = _normalise(A)
     b, okb = _normalise(B)
     d = 1.0 - (a * b).sum(axis=1)
     ok = oka & okb
     if (~ok).any():
-        warnings.warn(f"{int((~ok).sum())} cell(s) have an all-zero embedding; their distance is NaN",
+        warnings.warn(f"{int((~ok).sum())} cell(s) have an all-zero or missing embedding; their distance is NaN",
                       UserWarning, stacklevel=2)
     d[~ok] = np.nan
     _write_obs(mdata, key_added, np.clip(d, 0.0, 2.0))
 
 
 def _order_cells(data, *, groupby: str | None, pseudotime_key: str | None) -> np.ndarray:
+    """Cell order: by group (groups ranked by median pseudotime when known), then pseudotime, then position."""
     n = data.n_obs
-    keys = [np.arange(n)]
+    pt = np.zeros(n)
     if pseudotime_key is not None:
         pt = _pseudotime(data, pseudotime_key)
-        keys.append(np.where(np.isfinite(pt), pt, np.inf))
+        pt = np.where(np.isfinite(pt), pt, np.inf)
+    grank = np.zeros(n)
     if groupby is not None:
-        g = _obs_column(data, groupby, what="groupby")
-        if isinstance(g.dtype, pd.CategoricalDtype):
-            codes = np.asarray(g.cat.codes, dtype=float)
+        g = _obs_column(data, groupby, what="groupby").astype(str).to_numpy()
+        if pseudotime_key is not None:
+            med = pd.Series(pt).replace(np.inf, np.nan).groupby(g).median()
         else:
-            codes = pd.Categorical(g.astype(str)).codes.astype(float)
-        if pseudotime_key is not None:  # order groups by their median pseudotime
-            med = pd.Series(keys[1]).groupby(codes).median()
-            rank = med.rank(method="first")
-            codes = pd.Series(codes).map(rank).to_numpy(dtype=float)
-        keys.append(codes)
-    return np.lexsort(keys[::-1][: len(keys)][::-1]) if len(keys) > 1 else np.arange(n)
+            med = pd.Series(np.arange(n, dtype=float)).groupby(g).min()
+        grank = pd.Series(g).map(med.rank(method="first")).to_numpy(dtype=float)
+    return np.lexsort((np.arange(n), pt, grank))
 
 
 def cross_modal_similarity(mdata, *, rna_key: str = "X_attune_rna", atac_key: str = "X_attune_atac",
@@ -262,9 +261,3 @@ def add_release_embeddings(release: Mapping, mdata=None, *, key_prefix: str = "X
         mdata.obsm[key] = full
     return None
 
-
-def _nan_safe(mdata) -> bool:  # pragma: no cover - helper for notebooks
-    return _is_mudata(mdata)
-
-
-_ = get_modality  # re-exported helpers are used by notebooks through attune_lib.tl
