@@ -138,10 +138,12 @@ def simulated(n_cells, n_genes, n_peaks, seed):
 # ----------------------------------------------------------------------------------- dense timing
 def dense_step(module, opt, Xr, Xa):
     """One optimisation step of the dense-token formulation (every feature of every cell a token)."""
-    import torch
 
     from attune_lib.models._attune_losses import contrastive_loss
-    from attune_lib.models._attune_nn import _dense_student_forward, _dense_teacher_forward
+    from attune_lib.models._attune_nn import (
+        _dense_student_forward,
+        _dense_teacher_forward,
+    )
 
     emb = {
         "rna_teacher": _dense_teacher_forward(module.rna_teacher, Xr),
@@ -224,8 +226,8 @@ def time_peers(mdata, *, seed: int) -> list[str]:
         return [f"peers: skipped (attune_lib.tl._peers not importable: {err})"]
     lines = []
     for name, module, run, kw in (
-        ("MultiVI", "scvi", run_multivi, dict(max_epochs=1, early_stopping=False)),
-        ("GLUE", "scglue", run_glue, dict(max_epochs=1)),
+        ("MultiVI", "scvi", run_multivi, {"max_epochs": 1, "early_stopping": False}),
+        ("GLUE", "scglue", run_glue, {"max_epochs": 1}),
     ):
         try:
             __import__(module)
@@ -318,8 +320,7 @@ def main(argv=None) -> int:
                sparse_peak_rss_gib=mem.peak / GiB, sparse_extra_rss_gib=mem.extra / GiB,
                final_loss=float(model.history["loss"].iloc[-1]))
     t0 = time.perf_counter()
-    with PeakRSS() as mem_inf:
-        model.get_latent_representation(modality="joint")
+    model.get_latent_representation(modality="joint")
     res["embed_all_s"] = time.perf_counter() - t0
     print(f"sparse Attune: {res['sparse_epoch_s']:.1f} s/epoch ({n_batch} batches, "
           f"{res['sparse_epoch_s'] / n_batch * 1000:.0f} ms/batch; epochs {', '.join(f'{x:.1f}' for x in ep)}) -> "

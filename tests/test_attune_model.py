@@ -28,7 +28,7 @@ from attune_lib.models._training import CHECKPOINT_NAME, LinearDecay, atomic_tor
 
 torch.set_num_threads(1)
 
-SMALL = dict(n_hidden=16, n_latent=16)  # small networks keep the module fast
+SMALL = {"n_hidden": 16, "n_latent": 16}  # small networks keep the module fast
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -415,7 +415,7 @@ def test_save_load_roundtrip(trained, paired, tmp_path):
 
 
 def test_resume_equals_uninterrupted(paired, tmp_path):
-    kw = dict(max_epochs=2, batch_size=64, lr=1e-3, lr_end=1e-4, validation_fraction=0.1, progress_bar=False)
+    kw = {"max_epochs": 2, "batch_size": 64, "lr": 1e-3, "lr_end": 1e-4, "validation_fraction": 0.1, "progress_bar": False}
     full = Attune(paired, seed=3, **SMALL)
     full.train(**kw)
 

@@ -199,7 +199,7 @@ def test_glue_wrapper(sim):
 # ------------------------------------------------------------------------------------------- sweeps
 @pytest.fixture(scope="module")
 def sweeps(sim):
-    kw = dict(seeds=(0,), max_epochs=1, progress_bar=False, attune_options=FAST_ATTUNE)
+    kw = {"seeds": (0,), "max_epochs": 1, "progress_bar": False, "attune_options": FAST_ATTUNE}
     dim = B.sweep_dimension(sim, dims=(8, 16), **kw)
     con = B.sweep_contrast(sim, designs=("intra",), n_latent=8, anchors=("cca",), **kw)
     feat = B.sweep_features(sim, n_genes=(60,), n_peaks=(200, None), n_latent=8, anchors=(), **kw)
@@ -227,6 +227,8 @@ def test_sweep_input_errors(sim):
         B.sweep_contrast(sim, designs=("teacher_only",), progress_bar=False)
     with pytest.raises(AttuneInputError, match="dims"):
         B.sweep_dimension(sim, dims=(0,), progress_bar=False)
+    with pytest.raises(AttuneInputError, match="anchors"):
+        B.sweep_dimension(sim, dims=(8,), anchors=("attune",), progress_bar=False)
 
 
 # -------------------------------------------------------------------------------- reference mapping

@@ -416,3 +416,29 @@ def test_metrics_on_preprocessed_simulation(sim_small):
     assert out["foscttm"] > 0.2
     table = M.summarize_scores(pd.DataFrame([out, {**out, "map": out["map"] / 2}]))
     assert table["bio_conservation"].iloc[0] > table["bio_conservation"].iloc[1]
+
+
+def test_clustering_agreement_hand_values():
+    from attune_lib.metrics import clustering_agreement
+
+    perfect = clustering_agreement(["a", "a", "b", "b"], [1, 1, 0, 0])
+    assert perfect == {"ari": 1.0, "nmi": 1.0}
+    # a 2x2 contingency table with all cells = 1 gives ARI -0.5 (hand-computed from the pair counts)
+    anti = clustering_agreement(["a", "a", "b", "b"], [0, 1, 0, 1])
+    assert anti["ari"] == pytest.approx(-0.5)
+    assert anti["nmi"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(AttuneInputError, match="equal length"):
+        clustering_agreement([0, 1], [0, 1, 2])
+
+
+def test_imputation_agreement_recovers_truth_scale():
+    from attune_lib.metrics import imputation_agreement
+
+    rng = np.random.default_rng(0)
+    means = rng.gamma(2.0, 1.0, size=(50, 8))
+    truth = np.log1p(means / means.sum(1, keepdims=True) * 1e4)
+    exact = imputation_agreement(truth, means * 3.0)  # a per-cell scale factor cancels out
+    assert exact["mean_pearson"] == pytest.approx(1.0)
+    noisy = imputation_agreement(truth, rng.poisson(means))
+    assert noisy["mean_pearson"] < exact["mean_pearson"]
+    assert noisy["per_gene"].shape == (8,)

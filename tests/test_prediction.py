@@ -6,24 +6,28 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from matplotlib.figure import Figure
 
-import attune_lib as al  # noqa: E402
-from attune_lib._utils import AttuneInputError  # noqa: E402
-from attune_lib.models import Attune  # noqa: E402
-from attune_lib.models._prediction import RNAPredictor, align_peaks, predict_rna_from_atac  # noqa: E402
-from attune_lib.pl._prediction import (  # noqa: E402
+import attune_lib as al
+from attune_lib._utils import AttuneInputError
+from attune_lib.models import Attune
+from attune_lib.models._prediction import (
+    RNAPredictor,
+    align_peaks,
+    predict_rna_from_atac,
+)
+from attune_lib.pl._prediction import (
     contrast_ablation_prediction,
     prediction_table,
     prediction_violins,
 )
-from attune_lib.tl._prediction import (  # noqa: E402
+from attune_lib.tl._prediction import (
     LSITransform,
     evaluate_prediction,
     fit_lasso,
@@ -35,7 +39,7 @@ from attune_lib.tl._prediction import (  # noqa: E402
 )
 
 torch.set_num_threads(1)
-SMALL = dict(n_hidden=32, n_latent=32)
+SMALL = {"n_hidden": 32, "n_latent": 32}
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -301,6 +305,14 @@ def test_attune_entry_point_caches_and_never_mutates(prep, split, pretrained):
     p2 = predict_rna_from_atac(model, query, layer="again")
     assert p2 is p1
     np.testing.assert_allclose(query["rna"].layers["again"], query["rna"].layers["attune_predicted"])
+    with pytest.warns(UserWarning, match="ignored"):
+        assert predict_rna_from_atac(model, query, layer="again", max_epochs=5) is p1
+    # a query whose genes cannot take the layer fails before any fine-tuning
+    bad = query.copy()
+    bad.mod["rna"] = bad["rna"][:, bad["rna"].var_names[1:]].copy()
+    with pytest.raises(AttuneInputError, match="1 missing"):
+        predict_rna_from_atac(model, bad, refit=True, max_epochs=1, progress_bar=False)
+    assert model.rna_predictor_ is p1
     for k, v in model.module.atac_student.state_dict().items():
         assert torch.equal(v, snapshot[k])
     # the cached predictor was trained on the model's (reference) cells only
@@ -311,14 +323,16 @@ def test_attune_entry_point_caches_and_never_mutates(prep, split, pretrained):
 @pytest.fixture(scope="module")
 def bench(prep):
     return run_prediction_benchmark(
-        prep, contrasts=("default", "intra"), split="kfold", n_splits=2, seed=0, pretrain_epochs=1,
-        pretrain_lr=1e-3, finetune_epochs=2, attune_kwargs=SMALL, n_head=64, lsi_components=8,
-        lasso_n_alphas=4, cv=2, progress_bar=False)
+        prep, settings=("attune_finetuned", "mlp_denovo", "lasso", "lsi_ridge", "lasso_peaks"),
+        contrasts=("default", "intra"), split="kfold", n_splits=2, seed=0, pretrain_epochs=1, pretrain_lr=1e-3,
+        finetune_epochs=2, attune_kwargs=SMALL, n_head=64, lsi_components=8, lasso_n_alphas=4, lasso_n_peaks=40,
+        cv=2, progress_bar=False)
 
 
 def test_benchmark_tables(prep, bench):
     summary, per_gene = bench
-    methods = {"attune_finetuned", "attune_finetuned_intra", "mlp_denovo", "lasso", "lsi_ridge", "noise_free"}
+    methods = {"attune_finetuned", "attune_finetuned_intra", "mlp_denovo", "lasso", "lsi_ridge", "lasso_peaks",
+               "noise_free"}
     assert set(summary["method"]) == methods
     assert summary.groupby("method").size().eq(2).all()
     assert (summary["n_train"] + summary["n_val"] + summary["n_test"]).loc[summary["method"] != "noise_free"].eq(

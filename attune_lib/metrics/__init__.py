@@ -16,9 +16,12 @@ from ._integration import (
     summarize_scores,
     uniformity,
 )
+from ._clustering import clustering_agreement, imputation_agreement
 from ._prediction import genewise_pearson, genewise_spearman, prediction_metrics, rmse
 
 __all__ = [
+    "clustering_agreement",
+    "imputation_agreement",
     "mean_average_precision",
     "avg_silhouette_width",
     "neighbor_conservation",

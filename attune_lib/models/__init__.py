@@ -15,22 +15,22 @@ from ._data import CSRBatch, PairedCSRSource, csr_batch, iter_index_batches
 from ._training import StopTraining, Trainer, atomic_torch_save, evaluate_loss
 
 __all__ = [
+    "CONTRAST_PAIRS",
     "Attune",
     "AttuneModule",
-    "TeacherEncoder",
-    "StudentEncoder",
-    "SparseFeatureBatchNorm",
-    "nt_xent",
-    "contrastive_loss",
-    "CONTRAST_PAIRS",
-    "Trainer",
-    "StopTraining",
-    "atomic_torch_save",
-    "evaluate_loss",
     "CSRBatch",
     "PairedCSRSource",
+    "SparseFeatureBatchNorm",
+    "StopTraining",
+    "StudentEncoder",
+    "TeacherEncoder",
+    "Trainer",
+    "atomic_torch_save",
+    "contrastive_loss",
     "csr_batch",
+    "evaluate_loss",
     "iter_index_batches",
+    "nt_xent",
 ]
 
 try:  # the scMVP model lives in its own files (another engineer); export it when present

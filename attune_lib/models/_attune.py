@@ -17,7 +17,13 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from .._utils import AttuneInputError, as_csr, check_values, get_modality, resolve_device
+from .._utils import (
+    AttuneInputError,
+    as_csr,
+    check_values,
+    get_modality,
+    resolve_device,
+)
 from ._attune_module import AttuneModule
 from ._data import PairedCSRSource, csr_batch
 from ._training import Trainer
@@ -162,9 +168,9 @@ class Attune:
             if not ad_.var_names.is_unique:
                 raise AttuneInputError(f"mdata[{key!r}].var_names are not unique; call var_names_make_unique()")
         self._build(mdata, setup, {"rna": rna.var_names.copy(), "atac": atac.var_names.copy()},
-                    dict(n_latent=int(n_latent), contrast=contrast, dropout=float(dropout),
-                         temperature=float(temperature), value_batchnorm=bool(value_batchnorm), seed=int(seed),
-                         n_hidden=int(n_hidden)))
+                    {"n_latent": int(n_latent), "contrast": contrast, "dropout": float(dropout),
+                     "temperature": float(temperature), "value_batchnorm": bool(value_batchnorm),
+                     "seed": int(seed), "n_hidden": int(n_hidden)})
 
     def _build(self, mdata, setup: dict, var_names: dict[str, pd.Index], init_params: dict) -> None:
         self.mdata = mdata

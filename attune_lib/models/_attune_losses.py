@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .._utils import AttuneInputError
 
-__all__ = ["nt_xent", "CONTRAST_PAIRS", "contrastive_loss"]
+__all__ = ["CONTRAST_PAIRS", "contrastive_loss", "nt_xent"]
 
 #: term name -> (embedding, embedding) for each contrast design
 CONTRAST_PAIRS: dict[str, dict[str, tuple[str, str]]] = {

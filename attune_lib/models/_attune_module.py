@@ -52,7 +52,7 @@ class AttuneModule(nn.Module):
                 raise AttuneInputError(f"{name} must be >= 1, got {n}")
         self.contrast = contrast
         self.temperature = float(temperature)
-        kw = dict(n_hidden=n_hidden, n_latent=n_latent, dropout=dropout)
+        kw = {"n_hidden": n_hidden, "n_latent": n_latent, "dropout": dropout}
         self.rna_teacher = TeacherEncoder(n_genes, value_batchnorm=value_batchnorm, **kw)
         self.atac_teacher = TeacherEncoder(n_peaks, value_batchnorm=value_batchnorm, **kw)
         # the original student always batch-normalises its input values

@@ -44,8 +44,8 @@ from ._data import CSRBatch
 
 __all__ = [
     "SparseFeatureBatchNorm",
-    "TeacherEncoder",
     "StudentEncoder",
+    "TeacherEncoder",
     "context_scores",
     "csr_matmul",
 ]
@@ -62,7 +62,7 @@ class _ContextScore(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, v, col, Fm, b, c, chunk: int):  # noqa: D102
+    def forward(ctx, v, col, Fm, b, c, chunk: int):
         K = v.shape[0]
         s = torch.empty_like(v)
         for st in range(0, K, chunk):
@@ -75,7 +75,7 @@ class _ContextScore(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, gs):  # noqa: D102
+    def backward(ctx, gs):
         v, col, Fm, b, c = ctx.saved_tensors
         chunk = ctx.chunk
         need_v, _, need_F, need_b, need_c, _ = ctx.needs_input_grad
@@ -114,14 +114,14 @@ class _CSRMatmul(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, values, dense, batch):  # noqa: D102
+    def forward(ctx, values, dense, batch):
         ctx.batch = batch
         ctx.save_for_backward(values, dense)
         return batch.to_torch_csr(values) @ dense
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g):  # noqa: D102
+    def backward(ctx, g):
         values, dense = ctx.saved_tensors
         batch = ctx.batch
         g = g.contiguous()

@@ -12,7 +12,6 @@ sparse matmul), so the cost of a batch scales with its number of non-zeros, not 
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 
 from .._utils import AttuneInputError, as_csr
 
-__all__ = ["CSRBatch", "csr_batch", "iter_index_batches", "move_to_device", "PairedCSRSource"]
+__all__ = ["CSRBatch", "PairedCSRSource", "csr_batch", "iter_index_batches", "move_to_device"]
 
 
 @dataclass

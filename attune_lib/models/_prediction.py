@@ -41,8 +41,8 @@ from ._training import StopTraining, Trainer, atomic_torch_save
 __all__ = [
     "RNAPredictionModule",
     "RNAPredictor",
-    "predict_rna_from_atac",
     "align_peaks",
+    "predict_rna_from_atac",
 ]
 
 _ALIGN = ("strict", "by_name")
@@ -435,7 +435,7 @@ class RNAPredictor:
                 raise AttuneInputError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
             rng = np.random.default_rng([self.seed, 7])
             perm = rng.permutation(train_idx)
-            n_val = max(1, int(round(validation_fraction * perm.size)))
+            n_val = max(1, round(validation_fraction * perm.size))
             val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         else:
             val_idx = _as_indices(val_indices, n, "val_indices")
@@ -558,6 +558,29 @@ class RNAPredictor:
             return pd.DataFrame(P, index=obs.copy(), columns=self.gene_names.copy())
         return P
 
+    def _layer_order(self, mdata) -> np.ndarray | None:
+        """Validate where a predicted layer goes: the query RNA modality's gene order in predictor
+        positions, or None when the query has no RNA modality (one is then created)."""
+        rkey, akey = self.setup["rna_key"], self.setup["atac_key"]
+        atac = get_modality(mdata, akey, role="ATAC")
+        rna = mdata.mod.get(rkey) if hasattr(mdata, "mod") else None
+        if rna is None:
+            return None
+        if not rna.obs_names.equals(atac.obs_names):
+            raise AttuneInputError(f"mdata[{rkey!r}] and mdata[{akey!r}] must hold the same cells in the "
+                                   "same order to write the predicted layer")
+        names = pd.Index(rna.var_names.astype(str))
+        missing = self.gene_names.difference(names, sort=False)
+        extra = names.difference(self.gene_names, sort=False)
+        if len(missing) or len(extra):
+            raise AttuneInputError(
+                f"mdata[{rkey!r}] has {len(names)} genes but the predictor predicts {len(self.gene_names)}: "
+                f"{len(missing)} missing ({_example(missing)}), {len(extra)} extra ({_example(extra)}); "
+                f"subset mdata[{rkey!r}] to the predictor's genes or drop the modality")
+        if not names.is_unique:
+            raise AttuneInputError(f"mdata[{rkey!r}] has duplicated gene names")
+        return self.gene_names.get_indexer(names)
+
     def predict_to_layer(self, mdata, *, layer: str = "attune_predicted", align: str = "strict",
                          batch_size: int = 1024) -> None:
         """Write predicted expression to ``mdata["rna"].layers[layer]`` (dense float32).
@@ -569,31 +592,15 @@ class RNAPredictor:
         """
         if not isinstance(layer, str) or not layer:
             raise AttuneInputError(f"layer must be a non-empty string, got {layer!r}")
-        rkey, akey = self.setup["rna_key"], self.setup["atac_key"]
-        atac = get_modality(mdata, akey, role="ATAC")
-        rna = mdata.mod.get(rkey) if hasattr(mdata, "mod") else None
-        order = None
-        if rna is not None:
-            if not rna.obs_names.equals(atac.obs_names):
-                raise AttuneInputError(f"mdata[{rkey!r}] and mdata[{akey!r}] must hold the same cells in the "
-                                       "same order to write the predicted layer")
-            names = pd.Index(rna.var_names.astype(str))
-            missing = self.gene_names.difference(names, sort=False)
-            extra = names.difference(self.gene_names, sort=False)
-            if len(missing) or len(extra):
-                raise AttuneInputError(
-                    f"mdata[{rkey!r}] has {len(names)} genes but the predictor predicts {len(self.gene_names)}: "
-                    f"{len(missing)} missing ({_example(missing)}), {len(extra)} extra ({_example(extra)}); "
-                    f"subset mdata[{rkey!r}] to the predictor's genes or drop the modality")
-            if not names.is_unique:
-                raise AttuneInputError(f"mdata[{rkey!r}] has duplicated gene names")
-            order = self.gene_names.get_indexer(names)
+        order = self._layer_order(mdata)
         P = self.predict(mdata, align=align, batch_size=batch_size)
+        rkey, akey = self.setup["rna_key"], self.setup["atac_key"]
         if order is not None:
-            rna.layers[layer] = P[:, order] if not np.array_equal(order, np.arange(len(order))) else P
+            mdata.mod[rkey].layers[layer] = P if np.array_equal(order, np.arange(len(order))) else P[:, order]
             return
         import anndata as ad
 
+        atac = get_modality(mdata, akey)
         new = ad.AnnData(obs=pd.DataFrame(index=atac.obs_names.copy()),
                          var=pd.DataFrame(index=self.gene_names.copy()))
         new.layers[layer] = P
@@ -683,11 +690,16 @@ def predict_rna_from_atac(model, mdata=None, *, layer: str = "attune_predicted",
         if cached is None or refit or stale:
             if "train_batch_size" in train_kwargs:
                 train_kwargs["batch_size"] = train_kwargs.pop("train_batch_size")
+            new = RNAPredictor.from_attune(model, seed=train_kwargs.pop("seed", None),
+                                           n_head=train_kwargs.pop("n_head", 1000))
             # validate the query before spending time on training
-            cached = RNAPredictor.from_attune(model, seed=train_kwargs.pop("seed", None))
-            cached.atac_matrix(query, align=align)
-            cached.train(model.mdata, **train_kwargs)
-            model.rna_predictor_ = cached
+            new.atac_matrix(query, align=align)
+            new._layer_order(query)
+            new.train(model.mdata, **train_kwargs)
+            model.rna_predictor_ = cached = new
+        elif train_kwargs:
+            warnings.warn(f"training options {sorted(train_kwargs)} ignored: the cached prediction network is "
+                          "reused; pass refit=True to fine-tune again", UserWarning, stacklevel=2)
         predictor = cached
     elif not isinstance(predictor, RNAPredictor):
         raise AttuneInputError(f"predictor must be an RNAPredictor, got {type(predictor).__name__}")

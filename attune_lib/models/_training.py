@@ -35,14 +35,14 @@ from .._utils import AttuneInputError, progress, resolve_device, set_seed
 from ._data import iter_index_batches, move_to_device, n_batches
 
 __all__ = [
-    "Trainer",
-    "StopTraining",
+    "CHECKPOINT_NAME",
     "LinearDecay",
+    "StopTraining",
+    "Trainer",
     "atomic_torch_save",
     "atomic_write_bytes",
-    "split_validation",
     "evaluate_loss",
-    "CHECKPOINT_NAME",
+    "split_validation",
 ]
 
 CHECKPOINT_NAME = "last.pt"
@@ -108,7 +108,7 @@ def split_validation(n_obs: int, fraction: float, seed: int | None) -> tuple[np.
     if not 0.0 <= fraction < 1.0:
         raise AttuneInputError(f"validation_fraction must be in [0, 1), got {fraction}")
     idx = np.arange(n_obs)
-    n_val = int(round(fraction * n_obs))
+    n_val = round(fraction * n_obs)
     if fraction > 0 and n_val == 0:
         n_val = 1
     if n_val == 0:
@@ -286,7 +286,7 @@ class Trainer:
         path = self.checkpoint_path
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - report which file is unreadable
+        except Exception as err:
             raise AttuneInputError(f"checkpoint {path} could not be read ({err}); "
                                    "delete it or pass resume=False") from err
         mine, theirs = self.config(), state.get("config", {})

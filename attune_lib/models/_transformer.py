@@ -213,6 +213,9 @@ class RegulatoryTransformer:
         ``"sparse"`` (segment softmax over the in-window pairs) or ``"dense"`` (masked dense reference).
     token_scaling
         Divide each modality's tokens by their root-mean-square (see module docstring).
+    hard_negatives
+        Mismatched pairs of the matching loss drawn from the CLS-similarity softmax (True, ALBEF-style) or
+        uniformly (ablation).
     n_comps
         PCA components for ``source="pca"``.
     seed
@@ -227,7 +230,8 @@ class RegulatoryTransformer:
 
     def __init__(self, source, mdata=None, *, window_bp: float = 1_200_000, n_hidden: int = 128, n_heads: int = 1,
                  n_layers: int = 1, d_ff: int = 512, dropout: float = 0.1, temperature: float = 0.1,
-                 attention: str = "sparse", token_scaling: bool = True, n_comps: int = 10, seed: int = 0):
+                 attention: str = "sparse", token_scaling: bool = True, hard_negatives: bool = True,
+                 n_comps: int = 10, seed: int = 0):
         from ..tl._regulatory import gene_peak_pairs
 
         if isinstance(source, str):
@@ -254,7 +258,8 @@ class RegulatoryTransformer:
         self.init_params = dict(window_bp=float(window_bp), n_hidden=int(n_hidden), n_heads=int(n_heads),
                                 n_layers=int(n_layers), d_ff=int(d_ff), dropout=float(dropout),
                                 temperature=float(temperature), attention=attention,
-                                token_scaling=bool(token_scaling), seed=int(seed), source=source.name)
+                                token_scaling=bool(token_scaling), hard_negatives=bool(hard_negatives),
+                                seed=int(seed), source=source.name)
         pattern = AttentionPattern(len(self.var_names["rna"]), len(self.var_names["atac"]),
                                    pairs["gene_idx"].to_numpy(), pairs["peak_idx"].to_numpy())
         self.pattern = pattern
@@ -275,7 +280,8 @@ class RegulatoryTransformer:
             torch.manual_seed(seed)
             self.module = RegulatoryDecoderModule(
                 toks["rna"], toks["atac"], pattern, n_hidden=n_hidden, n_heads=n_heads, n_layers=n_layers,
-                d_ff=d_ff, dropout=dropout, temperature=temperature, attention=attention)
+                d_ff=d_ff, dropout=dropout, temperature=temperature, attention=attention,
+                hard_negatives=hard_negatives)
         self.module.eval()
         self.history = pd.DataFrame()
         self.is_trained = False

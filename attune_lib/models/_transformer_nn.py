@@ -424,6 +424,8 @@ class RegulatoryDecoderModule(nn.Module):
         NT-Xent temperature of the CLS contrast.
     attention
         ``"sparse"`` or ``"dense"`` (reference) masked cross-attention.
+    hard_negatives
+        Draw the mismatched partner from the similarity softmax (True) or uniformly (ablation).
 
     The batch is ``{"rna": CSRBatch, "atac": CSRBatch}`` (same cells). Losses (:meth:`loss`):
 
@@ -439,7 +441,7 @@ class RegulatoryDecoderModule(nn.Module):
 
     def __init__(self, rna_tokens: AffineTokens, atac_tokens: AffineTokens, pattern: AttentionPattern, *,
                  n_hidden: int = 128, n_heads: int = 1, n_layers: int = 1, d_ff: int = 512, dropout: float = 0.1,
-                 temperature: float = 0.1, attention: str = "sparse"):
+                 temperature: float = 0.1, attention: str = "sparse", hard_negatives: bool = True):
         super().__init__()
         if attention not in ("sparse", "dense"):
             raise AttuneInputError(f"attention must be 'sparse' or 'dense', got {attention!r}")
@@ -458,6 +460,7 @@ class RegulatoryDecoderModule(nn.Module):
         self.pattern = pattern
         self.attention = attention
         self.temperature = float(temperature)
+        self.hard_negatives = bool(hard_negatives)
         self.rna_in = nn.Identity() if rna_tokens.dim == d else nn.Linear(rna_tokens.dim, d)
         self.atac_in = nn.Identity() if atac_tokens.dim == d else nn.Linear(atac_tokens.dim, d)
         self.gene_cls = nn.Parameter(torch.randn(d) * 0.02)
@@ -553,6 +556,8 @@ class RegulatoryDecoderModule(nn.Module):
         loss_cls = nt_xent(g_cls, p_cls, temperature=self.temperature)
         with torch.no_grad():
             sim = F.normalize(g_cls, dim=1) @ F.normalize(p_cls, dim=1).t() / self.temperature
+            if not self.hard_negatives:  # ablation: uniform over the other cells
+                sim = torch.zeros_like(sim)
         neg = sample_hard_negatives(sim)
         _, _, labels = matching_pairs(neg)
         h_neg, _ = self.decode(out["genes"], out["mem"], mem_index=neg, cls_only=True)

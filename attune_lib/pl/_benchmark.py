@@ -17,12 +17,12 @@ from matplotlib.figure import Figure
 from .._utils import AttuneInputError
 
 __all__ = [
-    "bio_vs_mixing",
-    "overall_and_foscttm",
     "alignment_uniformity",
-    "feature_sweep",
-    "dimension_sweep",
+    "bio_vs_mixing",
     "contrast_ablation",
+    "dimension_sweep",
+    "feature_sweep",
+    "overall_and_foscttm",
     "reference_mapping",
 ]
 
@@ -190,7 +190,7 @@ def feature_sweep(df: pd.DataFrame) -> Figure:
                alpha=0.85)
     from matplotlib.lines import Line2D
 
-    h_genes = [Line2D([], [], marker="o", ls="", color=cmap(i), label=f"{v} genes") for i, v in enumerate(genes)]
+    h_genes = [Line2D([], [], marker="o", ls="", color=cmap(i), label=f"{int(v)} genes") for i, v in enumerate(genes)]
     pvals = sorted(set(peaks.astype(int)))
     h_peaks = [Line2D([], [], marker="o", ls="", color="grey", mfc="none",
                       markersize=np.sqrt(40 + 260 * ((p - lo) / (hi - lo) if hi > lo else 0.5)),

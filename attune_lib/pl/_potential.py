@@ -105,7 +105,7 @@ def residual_trend(mdata, *, genes: str | Sequence[str], pseudotime_key: str = "
     if trends_key not in rna.uns:
         raise AttuneInputError(f"mdata[{rna_key!r}].uns[{trends_key!r}] missing; run attune_lib.tl.residual_trends")
     curves = rna.uns[trends_key]["curves"]
-    genes = [genes] if isinstance(genes, str) else list(genes)
+    genes = [genes] if isinstance(genes, str) else list(dict.fromkeys(genes))
     pt = pd.to_numeric(_obs(mdata, pseudotime_key)).reindex(rna.obs_names).to_numpy(dtype=float)
     groups = _obs(mdata, groupby).reindex(rna.obs_names) if groupby else None
     ncols = min(ncols, len(genes))

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from .._utils import AttuneInputError
 
-__all__ = ["prediction_violins", "prediction_table", "contrast_ablation_prediction", "PREDICTION_COLORS"]
+__all__ = ["PREDICTION_COLORS", "contrast_ablation_prediction", "prediction_table", "prediction_violins"]
 
 #: fixed colours per method
 PREDICTION_COLORS = {
@@ -25,6 +25,7 @@ PREDICTION_COLORS = {
     "attune_finetuned_cross": "#e377c2",
     "mlp_denovo": "#1f77b4",
     "lasso": "#2ca02c",
+    "lasso_peaks": "#98df8a",
     "lsi_ridge": "#bcbd22",
     "noise_free": "#7f7f7f",
 }
@@ -34,7 +35,7 @@ _METRIC_LABELS = {"pearson": "gene-wise Pearson", "spearman": "gene-wise Spearma
                   "pearson_truth": "Pearson with noise-free"}
 _LOWER_IS_BETTER = ("rmse",)
 _ORDER = ("attune_finetuned", "attune_finetuned_intra", "attune_finetuned_cross", "mlp_denovo", "lasso",
-          "lsi_ridge", "noise_free")
+          "lasso_peaks", "lsi_ridge", "noise_free")
 
 
 def _check(df, need: Sequence[str], what: str) -> pd.DataFrame:
@@ -211,6 +212,12 @@ def contrast_ablation_prediction(df: pd.DataFrame, *, metrics: Sequence[str] = (
         if per_gene:
             sns.violinplot(data=x, x="contrast", y=metric, hue="contrast", order=order, hue_order=order,
                            palette=pal, ax=ax, cut=0, inner="box", linewidth=0.6, legend=False)
+            means = x.groupby("contrast")[metric].mean().reindex(order)
+            ax.scatter(range(len(order)), means.to_numpy(), marker="D", s=18, color="white", edgecolor="black",
+                       zorder=4)
+            for i, v in enumerate(means.to_numpy()):
+                ax.annotate(f"{v:.3f}", (i, v), xytext=(8, 0), textcoords="offset points", fontsize=7,
+                            va="center")
         else:
             means = x.groupby("contrast")[metric].mean().reindex(order)
             ax.bar(range(len(order)), means.to_numpy(), color=[pal[c] for c in order], edgecolor="black",

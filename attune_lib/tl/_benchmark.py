@@ -30,21 +30,21 @@ from ._peers import PeerNotAvailable, run_glue, run_multivi
 logger = logging.getLogger("attune_lib")
 
 __all__ = [
-    "MethodUnavailable",
+    "LOWER_IS_BETTER",
+    "METRIC_COLUMNS",
     "IntegrationMethod",
-    "register_method",
+    "MethodUnavailable",
     "list_methods",
-    "run_integration_benchmark",
-    "sweep_features",
-    "sweep_dimension",
-    "sweep_contrast",
-    "reference_mapping",
-    "nearest_reference_types",
     "metric_winners",
+    "nearest_reference_types",
     "pca_lsi_cca",
     "pca_lsi_unaligned",
-    "METRIC_COLUMNS",
-    "LOWER_IS_BETTER",
+    "reference_mapping",
+    "register_method",
+    "run_integration_benchmark",
+    "sweep_contrast",
+    "sweep_dimension",
+    "sweep_features",
 ]
 
 #: per-run metric columns of the results table (GLUE names, see :mod:`attune_lib.metrics`)
@@ -194,7 +194,7 @@ def _raw_copy(mdata):
     mods = {}
     for key in ("rna", "atac"):
         a = get_modality(mdata, key)
-        X = a.layers["counts"] if "counts" in a.layers else a.X
+        X = a.layers.get("counts", a.X)
         mods[key] = ad.AnnData(X=X.copy(), obs=a.obs.copy(), var=a.var.copy())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -364,9 +364,9 @@ def _run_scmvp(mdata, *, seed=0, n_latent=None, max_epochs=None, progress_bar=Tr
     if n_latent is not None:
         kwargs["n_latent"] = int(n_latent)
     model = ScMVP(mdata, seed=seed, **kwargs)
-    tkw = dict(max_epochs=ep, batch_size=batch_size, lr=lr, progress_bar=progress_bar,
-               pretrain_epochs=pretrain_epochs or (min(10, ep), min(15, ep)),
-               warmup_epochs=min(5, max(ep // 3, 1)) if warmup_epochs is None else warmup_epochs)
+    tkw = {"max_epochs": ep, "batch_size": batch_size, "lr": lr, "progress_bar": progress_bar,
+               "pretrain_epochs": pretrain_epochs or (min(10, ep), min(15, ep)),
+               "warmup_epochs": min(5, max(ep // 3, 1)) if warmup_epochs is None else warmup_epochs}
     tkw.update(train_kwargs or {})
     model.train(**tkw)
     return np.asarray(model.get_latent_representation(mdata, key_added=None))
@@ -409,7 +409,11 @@ def _as_embeddings(result, n_cells: int, name: str) -> dict[str, np.ndarray | No
 
 
 def _score(emb: dict, cell_types: np.ndarray, rna_ref, atac_ref, *, seed: int, **metric_kwargs) -> dict[str, float]:
-    from ..metrics import avg_silhouette_width, integration_metrics, mean_average_precision
+    from ..metrics import (
+        avg_silhouette_width,
+        integration_metrics,
+        mean_average_precision,
+    )
 
     if emb["rna"] is not None and emb["atac"] is not None:
         return integration_metrics(emb["rna"], emb["atac"], cell_types, rna_ref=rna_ref, atac_ref=atac_ref,
@@ -480,7 +484,7 @@ def _run_one(m, name: str, seed: int, *, n_latent, max_epochs, progress_bar: boo
         row["status"] = f"skipped: {exc}"
         logger.info("benchmark: %s skipped (%s)", name, exc)
         return row
-    except Exception as exc:  # noqa: BLE001 - recorded on request
+    except Exception as exc:
         if on_error == "raise":
             raise
         row["runtime_s"] = time.perf_counter() - t0
@@ -616,16 +620,22 @@ def run_integration_benchmark(
 # ------------------------------------------------------------------------------------------------
 # sweeps (Fig. 2D, 2E, contrast ablation)
 # ------------------------------------------------------------------------------------------------
+def _check_anchors(anchors: Sequence[str]) -> list[str]:
+    anchors = [anchors] if isinstance(anchors, str) else list(anchors or ())
+    unknown = [a for a in anchors if a not in _REGISTRY or a == "attune"]
+    if unknown:
+        raise AttuneInputError(f"anchors {unknown} must be registered methods other than 'attune'; "
+                               f"registered: {sorted(_REGISTRY)}")
+    return anchors
+
+
 def _sweep(m, configs: list[dict], seeds: list[int], *, cell_type_key, rna_ref, atac_ref, max_epochs,
            progress_bar, desc, n_latent: int = 128, base_opts: dict | None = None, data_for=None,
            anchors: Sequence[str] = (), anchor_data=None) -> pd.DataFrame:
     """Train Attune for every config x seed (a config may set ``n_latent`` and ``design``), run the
     ``anchors`` baselines once on ``anchor_data`` (default ``m``), score everything and min-max the
     summary scores over the whole table."""
-    anchors = _check_methods(anchors) if anchors else []
-    bad = [a for a in anchors if a == "attune"]
-    if bad:
-        raise AttuneInputError("anchors must be baseline methods other than 'attune'")
+    anchors = _check_anchors(anchors)
     rows = []
     runs = [(cfg, s) for cfg in configs for s in seeds]
     bar = progress(runs, enabled=progress_bar, desc=desc, unit="run")
@@ -721,6 +731,7 @@ def sweep_features(
     from .. import pp
 
     seeds = _check_seeds(seeds)
+    _check_anchors(anchors)
     n_genes = [int(g) for g in n_genes]
     n_peaks = [None if p is None else int(p) for p in n_peaks]
     if not n_genes or not n_peaks or any(g < 2 for g in n_genes) or any(p is not None and p < 2 for p in n_peaks):
@@ -783,6 +794,7 @@ def sweep_dimension(
         scores (min-max over this table).
     """
     seeds = _check_seeds(seeds)
+    _check_anchors(anchors)
     dims = [int(d) for d in dims]
     if not dims or any(d < 2 for d in dims):
         raise AttuneInputError(f"dims must be integers >= 2, got {dims}")
@@ -836,6 +848,7 @@ def sweep_contrast(
         One row per design x seed (column ``design``) plus the anchor rows, metrics and summary scores.
     """
     seeds = _check_seeds(seeds)
+    _check_anchors(anchors)
     designs = [str(d) for d in designs]
     allowed = ("default", "intra", "cross")
     bad = [d for d in designs if d not in allowed]

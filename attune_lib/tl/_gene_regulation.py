@@ -22,6 +22,7 @@ import functools
 import gzip
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -156,19 +157,32 @@ def _elbow(x: np.ndarray, y: np.ndarray) -> int:
     return int(np.argmax((1.0 - xn) - yn))
 
 
+def _choose_c(cs: np.ndarray, d: np.ndarray, tol: float) -> int:
+    """Index of the chosen cluster number on the Dmin curve (see :func:`fuzzy_cmeans`)."""
+    eps = 0.02 * max(float(np.nanmax(d)), 1e-12)  # 'duplicated' centroids: < 2 % of the largest Dmin
+    for i in range(len(d)):
+        if d[i] <= eps:  # duplicated centroids: the previous c was the last non-degenerate solution
+            return max(i - 1, 0)
+        if i + 1 < len(d) and (d[i] - d[i + 1]) / d[i] < tol:  # the curve stops falling
+            return i
+    return _elbow(cs, d)
+
+
 def fuzzy_cmeans(profiles: pd.DataFrame, *, n_clusters: int | None = None, c_range: tuple[int, int] = (2, 20),
-                 m: float | None = None, alpha: float = 0.5, n_repeats: int = 3, seed: int = 0,
+                 m: float | None = None, alpha: float = 0.5, n_repeats: int = 3, tol: float = 0.1, seed: int = 0,
                  error: float = 1e-5, maxiter: int = 1000) -> dict[str, Any]:
     """Fuzzy c-means of feature profiles (rows) with the cluster number chosen on the centroid-distance curve.
 
     **Cluster number** (Mfuzz's ``Dmin`` criterion, as the paper's "centroid distance plot"): for every
     ``c`` in ``c_range`` (capped at ``n_features - 1``), fuzzy c-means is run ``n_repeats`` times (seeds
     ``seed .. seed + n_repeats - 1``) and ``Dmin(c)`` = the mean over repeats of the minimum Euclidean
-    distance between two cluster centroids. ``Dmin`` falls quickly while real groups are being split and
-    levels off (or collapses to 0, i.e. duplicated centroids) once ``c`` exceeds the number of distinct
-    patterns. The chosen ``c`` is the elbow of the ``(c, Dmin)`` curve: both axes rescaled to [0, 1], the
-    point farthest below the straight line from the first to the last point (kneedle). A curve that does
-    not decrease gives the smallest ``c``.
+    distance between two cluster centroids. ``Dmin`` falls quickly while distinct patterns are still being
+    separated and stops falling (or collapses to 0, i.e. duplicated centroids) once ``c`` exceeds the
+    number of distinct patterns. Going up from the smallest ``c``, the chosen ``c`` is the first one whose
+    ``Dmin`` falls by less than ``tol`` (10 %) at ``c + 1`` (where the curve levels off); if ``Dmin(c)`` is
+    already ~0 (below 2 % of the curve's maximum), the previous ``c`` (the last solution without duplicated centroids). A curve that keeps
+    falling gives its elbow (both axes rescaled to [0, 1], the point farthest below the chord from the
+    first to the last point, kneedle).
 
     **Alpha cores**: features whose largest membership exceeds ``alpha`` (0.5) are the cluster's core
     members; clusters can have none (the paper discarded clusters 1 and 4 that way).
@@ -185,6 +199,10 @@ def fuzzy_cmeans(profiles: pd.DataFrame, *, n_clusters: int | None = None, c_ran
         Use this ``c`` instead of choosing it.
     m
         Fuzzifier (default :func:`mestimate`).
+    n_repeats
+        Runs per ``c`` (Dmin is averaged; the final clustering keeps the run with the lowest objective).
+    tol
+        Relative decrease of ``Dmin`` below which the curve counts as levelled off.
     seed
         Seeds the random initialisations.
 
@@ -216,7 +234,7 @@ def fuzzy_cmeans(profiles: pd.DataFrame, *, n_clusters: int | None = None, c_ran
         d = [np.mean([_min_center_distance(_cmeans(X, int(c), m, seed + r, error, maxiter)[0])
                       for r in range(n_repeats)]) for c in cs]
         dmin = pd.DataFrame({"c": cs, "dmin": d})
-        n_clusters = int(cs[_elbow(cs, np.asarray(d))])
+        n_clusters = int(cs[_choose_c(cs, np.asarray(d, dtype=float), tol)])
     elif not 2 <= int(n_clusters) <= n - 1:
         raise AttuneInputError(f"n_clusters must be in [2, {n - 1}], got {n_clusters}")
     n_clusters = int(n_clusters)
@@ -669,15 +687,14 @@ def scan_motifs(mdata, *, peaks: Sequence[str] | None = None, motifs: Sequence |
 
     tmp = ad.AnnData(X=sp.csr_matrix((1, len(seqs)), dtype=np.float32), var=pd.DataFrame(index=seqs.index))
     tmp.uns["peak_seq"] = [s.upper() for s in seqs.tolist()]
-    old = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # pychromvar's per-peak tqdm bar
+    module = sys.modules[pychromvar.match_motif.__module__]
+    bar = getattr(module, "tqdm", None)
+    module.tqdm = lambda it, *a, **k: it  # silence pychromvar's per-peak progress bar
     try:
         pychromvar.match_motif(tmp, motifs=motifs, p_value=p_value, background=background)
     finally:
-        if old is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = old
+        if bar is not None:
+            module.tqdm = bar
     ids = [m.matrix_id for m in motifs]
     out = pd.DataFrame(np.asarray(tmp.varm["motif_match"], dtype=np.uint8), index=seqs.index,
                        columns=pd.Index(ids, name="motif_id"))

@@ -26,10 +26,10 @@ from .._utils import AttuneInputError, as_csr, get_modality
 
 __all__ = [
     "PeerNotAvailable",
-    "peer_versions",
-    "run_multivi",
-    "run_glue",
     "glue_guidance_graph",
+    "peer_versions",
+    "run_glue",
+    "run_multivi",
 ]
 
 logger = logging.getLogger("attune_lib")
@@ -177,15 +177,15 @@ def run_multivi(
         if n_latent is not None:
             kwargs["n_latent"] = int(n_latent)
         model = scvi.model.MULTIVI(tmp, n_genes=r.n_vars, n_regions=a.n_vars, **kwargs)
-        tkw = dict(
-            max_epochs=int(max_epochs),
-            lr=lr,
-            batch_size=batch_size,
-            early_stopping=early_stopping,
-            n_epochs_kl_warmup=min(50, int(max_epochs)),
-            accelerator="auto",
-            enable_progress_bar=progress_bar,
-        )
+        tkw = {
+            "max_epochs": int(max_epochs),
+            "lr": lr,
+            "batch_size": batch_size,
+            "early_stopping": early_stopping,
+            "n_epochs_kl_warmup": min(50, int(max_epochs)),
+            "accelerator": "auto",
+            "enable_progress_bar": progress_bar,
+        }
         tkw.update(train_kwargs or {})
         model.train(**tkw)
         out = {

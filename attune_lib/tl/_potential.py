@@ -595,8 +595,8 @@ def residual_trends(mdata, *, pseudotime_key: str = "pseudotime", layer: str = "
     Patterns: ``flat`` (``sd < min_sd``), ``monotone up``/``monotone down`` (no interior extremum),
     ``peak-early``/``peak-late`` (one interior maximum before / after ``transition``),
     ``dip-early``/``dip-late`` (one interior minimum), ``complex`` (several). ``transition`` defaults to the
-    middle of the pseudotime range. ``peak_before_transition``: the trend's maximum is positive and lies
-    before ``transition`` (a residual peak before the cell-type transition, the paper's lagging pattern).
+    middle of the pseudotime range. ``peak_before_transition``: the trend passes the SD filter, its maximum is
+    positive and lies before ``transition`` (a residual peak before the cell-type transition, the paper's lagging pattern).
 
     Parameters
     ----------
@@ -629,7 +629,8 @@ def residual_trends(mdata, *, pseudotime_key: str = "pseudotime", layer: str = "
     if genes is None:
         gidx = np.arange(rna.n_vars)
     else:
-        gidx = rna.var_names.get_indexer([str(g) for g in genes])
+        genes = list(dict.fromkeys(str(g) for g in genes))
+        gidx = rna.var_names.get_indexer(genes)
         if (gidx < 0).any():
             bad = [g for g, i in zip(genes, gidx) if i < 0]
             raise AttuneInputError(f"{len(bad)} gene(s) not in {where}.var_names, e.g. {bad[:3]}")
@@ -661,7 +662,7 @@ def residual_trends(mdata, *, pseudotime_key: str = "pseudotime", layer: str = "
                      "t_min": float(grid[i_min]), "pattern": pattern, "n_maxima": len(t_maxima),
                      "n_minima": len(t_minima), "local_maxima": ";".join(f"{t:.3f}" for t in t_maxima),
                      "local_minima": ";".join(f"{t:.3f}" for t in t_minima), "passes_sd": sd >= min_sd,
-                     "peak_before_transition": bool(f[i_max] > 0 and grid[i_max] < split)})
+                     "peak_before_transition": bool(sd >= min_sd and f[i_max] > 0 and grid[i_max] < split)})
     table = pd.DataFrame(rows).set_index("gene").sort_values("snr", ascending=False, kind="stable")
     table["pattern"] = pd.Categorical(table["pattern"], categories=list(PATTERNS))
     if key_added is not None:

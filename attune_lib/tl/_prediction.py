@@ -8,7 +8,8 @@ Every setting is trained and scored on the same splits of the cells:
 * ``lasso`` - scikit-learn LASSO per gene (one alpha per gene chosen by K-fold CV on the non-test cells)
   on LSI components (default) or TF-IDF values of the most detected peaks;
 * ``lsi_ridge`` - LSI components + :class:`sklearn.linear_model.RidgeCV` (one alpha per gene, efficient
-  leave-one-out CV).
+  leave-one-out CV);
+* ``lasso_peaks`` (optional, slow) - the same LASSO on the standardised TF-IDF of the most detected peaks.
 
 Test cells are never read while fitting anything: the Attune pretraining, the TF-IDF idf, the LSI
 projection, the standardisation and every cross-validation use the training (+ validation) cells
@@ -41,21 +42,24 @@ from ..metrics import genewise_pearson, prediction_metrics
 logger = logging.getLogger("attune_lib")
 
 __all__ = [
-    "PREDICTION_SETTINGS",
     "CONTRASTS",
-    "make_splits",
+    "DEFAULT_SETTINGS",
+    "PREDICTION_SETTINGS",
     "LSITransform",
+    "evaluate_prediction",
     "fit_lasso",
     "fit_lsi_ridge",
-    "evaluate_prediction",
-    "run_prediction_benchmark",
-    "run_contrast_ablation_prediction",
-    "summarize_prediction",
+    "make_splits",
     "paper_prediction_values",
+    "run_contrast_ablation_prediction",
+    "run_prediction_benchmark",
+    "summarize_prediction",
 ]
 
 #: settings understood by :func:`run_prediction_benchmark`
-PREDICTION_SETTINGS = ("attune_finetuned", "mlp_denovo", "lasso", "lsi_ridge")
+PREDICTION_SETTINGS = ("attune_finetuned", "mlp_denovo", "lasso", "lsi_ridge", "lasso_peaks")
+#: the settings run by default
+DEFAULT_SETTINGS = ("attune_finetuned", "mlp_denovo", "lasso", "lsi_ridge")
 #: Attune contrast designs (paper Fig. 2H; ``cross`` is the paper's RtAs_RsAt)
 CONTRASTS = ("default", "intra", "cross")
 
@@ -104,12 +108,12 @@ def make_splits(n_cells: int, *, split: str = "holdout", n_splits: int = 5, test
         perm = np.random.default_rng([seed, 0]).permutation(n)
         tests = np.array_split(perm, n_splits)
     else:
-        n_test = min(max(1, int(round(test_fraction * n))), n - 2)
+        n_test = min(max(1, round(test_fraction * n)), n - 2)
         tests = [np.random.default_rng([seed, i]).permutation(n)[:n_test] for i in range(n_splits)]
     out = []
     for i, test in enumerate(tests):
         rest = np.setdiff1d(np.arange(n), test)
-        n_val = min(max(1, int(round(validation_fraction * rest.size))), rest.size - 2)
+        n_val = min(max(1, round(validation_fraction * rest.size)), rest.size - 2)
         if n_val < 1:
             raise AttuneInputError(f"too few cells ({n}) for a train/validation/test split")
         rest = np.random.default_rng([seed, i, 1]).permutation(rest)
@@ -404,7 +408,7 @@ def _check_settings(settings, contrasts) -> tuple[list[str], list[str]]:
 def run_prediction_benchmark(
     mdata,
     *,
-    settings: Sequence[str] = PREDICTION_SETTINGS,
+    settings: Sequence[str] = DEFAULT_SETTINGS,
     contrasts: Sequence[str] = ("default",),
     split: str = "holdout",
     n_splits: int = 5,
@@ -442,7 +446,8 @@ def run_prediction_benchmark(
     mdata
         Preprocessed paired MuData (:func:`attune_lib.pp.preprocess`): log-normalised RNA, ATAC counts.
     settings
-        Subset of :data:`PREDICTION_SETTINGS` (``attune_finetuned``, ``mlp_denovo``, ``lasso``, ``lsi_ridge``).
+        Subset of :data:`PREDICTION_SETTINGS`: ``attune_finetuned``, ``mlp_denovo``, ``lasso``, ``lsi_ridge``
+        (the default) and ``lasso_peaks`` (LASSO on the ``lasso_n_peaks`` most detected peaks; slow).
     contrasts
         Attune contrast designs pretrained for ``attune_finetuned`` (``("default", "intra", "cross")`` for
         the Fig. 2H ablation); methods are named ``attune_finetuned`` (default) and
@@ -460,8 +465,8 @@ def run_prediction_benchmark(
     lsi_components
         LSI components of ``lsi_ridge`` (and of ``lasso`` with ``lasso_input="lsi"``).
     lasso_input, lasso_n_peaks, lasso_n_alphas, cv
-        LASSO input (``"lsi"`` or ``"peaks"``, the ``lasso_n_peaks`` most detected peaks), alpha grid size
-        and CV folds; see :func:`fit_lasso`.
+        Input of the ``lasso`` setting (``"lsi"`` or ``"peaks"``), peaks used by ``"peaks"`` and by the
+        ``lasso_peaks`` setting, alpha grid size and CV folds; see :func:`fit_lasso`.
     rna_key, atac_key
         Modalities.
     rna_layer
@@ -559,9 +564,10 @@ def run_prediction_benchmark(
                 raise RuntimeError("test cells were read during training")
             P = pred.predict_matrix(X[test])
             info.update(best_epoch=pred.best_epoch, epochs_run=len(pred.history))
-        elif setting == "lasso":
-            lasso = fit_lasso(X[fit], Y[fit], input=lasso_input, n_components=lsi_components, n_peaks=lasso_n_peaks,
-                              n_alphas=lasso_n_alphas, cv=cv, seed=run_seed)
+        elif setting in ("lasso", "lasso_peaks"):
+            lasso = fit_lasso(X[fit], Y[fit], input=lasso_input if setting == "lasso" else "peaks",
+                              n_components=lsi_components, n_peaks=lasso_n_peaks, n_alphas=lasso_n_alphas, cv=cv,
+                              seed=run_seed)
             P = lasso.predict(X[test])
             info["alpha_median"] = float(np.median(lasso.alpha_))
         else:
@@ -569,14 +575,14 @@ def run_prediction_benchmark(
             P = ridge.predict(X[test])
             info["alpha_median"] = float(np.median(ridge.alpha_))
         seconds = time.perf_counter() - t0
-        _collect(rows, genes_rows, Y[test], P, None if truth is None else truth[test], genes,
-                 dict(method=method, setting=setting, contrast=contrast or "", split=i, n_train=train.size,
-                      n_val=val.size, n_test=test.size), info, seconds)
+        keys = {"method": method, "setting": setting, "contrast": contrast or "", "split": i,
+                "n_train": train.size, "n_val": val.size, "n_test": test.size}
+        _collect(rows, genes_rows, Y[test], P, None if truth is None else truth[test], genes, keys, info, seconds)
     if truth is not None and include_ceiling:
         for i, (train, val, test) in enumerate(splits):
-            _collect(rows, genes_rows, Y[test], truth[test], truth[test], genes,
-                     dict(method="noise_free", setting="noise_free", contrast="", split=i, n_train=0, n_val=0,
-                          n_test=test.size), {}, 0.0)
+            keys = {"method": "noise_free", "setting": "noise_free", "contrast": "", "split": i, "n_train": 0,
+                    "n_val": 0, "n_test": test.size}
+            _collect(rows, genes_rows, Y[test], truth[test], truth[test], genes, keys, {}, 0.0)
     summary = pd.DataFrame(rows)
     per_gene = pd.concat(genes_rows, ignore_index=True)
     summary.attrs["splits"] = {"split": split, "n_splits": n_splits, "seed": seed}
