@@ -33,6 +33,10 @@ import statistics
 import threading
 import time
 
+# Spinning OpenMP threads wait for descheduled partners on an over-subscribed machine (see README);
+# set before torch is imported. Export OMP_WAIT_POLICY=ACTIVE to override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import torch
 
@@ -109,16 +113,18 @@ def build_module(n_genes, n_peaks, pairs, *, d=128, seed=0):
 
 
 def timed(fn, repeats: int):
+    """Median wall time, median process CPU time and the largest peak-RSS increase over ``repeats`` runs."""
     fn()  # warm-up (also builds cached pattern tensors)
-    times, peaks = [], []
+    times, cpus, peaks = [], [], []
     for _ in range(repeats):
         with PeakRSS() as mem:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = fn()
             times.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
         peaks.append(mem.extra_mb)
         del out
-    return statistics.median(times), max(peaks)
+    return statistics.median(times), statistics.median(cpus), max(peaks)
 
 
 def main(argv=None):
@@ -128,7 +134,7 @@ def main(argv=None):
     ap.add_argument("--peaks", type=int, default=30000)
     ap.add_argument("--cells", type=int, default=4, help="cells per batch")
     ap.add_argument("--window", type=float, default=1_200_000)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-dense", action="store_true", help="only the sparse implementation")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
@@ -146,7 +152,8 @@ def main(argv=None):
     print(f"problem: {args.genes:,} genes x {args.peaks:,} peaks, {len(pairs):,} in-window pairs "
           f"({100 * pat.density():.3f} % of pairs; {len(pairs) / args.genes:.1f} peaks per gene), pattern nnz "
           f"{pat.nnz:,} vs dense {(args.genes + 1) * (args.peaks + 1):,}; {args.cells} cells per batch; "
-          f"threads={torch.get_num_threads()}; setup {time.perf_counter() - t0:.1f} s", flush=True)
+          f"threads={torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+          f"load {os.getloadavg()[0]:.1f}; setup {time.perf_counter() - t0:.1f} s", flush=True)
 
     genes0 = mod.gene_sequence(batch["rna"].to_dense())
 
@@ -154,9 +161,7 @@ def main(argv=None):
         def run():
             mod.zero_grad(set_to_none=True)
             mem, _ = mod.memory(batch["atac"].to_dense())
-            layer = mod.layers[0]
-            k, v = mem[0]
-            h, _ = layer(genes0.detach(), k, v, pat, impl=impl)
+            h, _ = mod.layers[0](genes0.detach(), mem, 0, pat, impl=impl)
             h.square().mean().backward()
             return h.detach()
         return run
@@ -185,28 +190,32 @@ def main(argv=None):
         res = {}
         for impl in impls:
             try:
-                sec, mb = timed(make(impl), args.repeats)
-                res[impl] = (sec, mb)
-                outputs[(what, impl)] = make(impl)()
+                res[impl] = timed(make(impl), args.repeats)
+                if what == "inference":
+                    outputs[impl] = make(impl)()
             except RuntimeError as err:  # e.g. out of memory for the dense reference
-                res[impl] = (float("nan"), float("nan"))
+                res[impl] = (float("nan"),) * 3
                 print(f"  {what} {impl}: failed ({err})")
-        row = {"step": what, **{f"{i}_s": res[i][0] for i in impls}, **{f"{i}_mb": res[i][1] for i in impls}}
+            print(f"  {what:<14} {impl:<6} wall {res[impl][0]:.3f} s, cpu {res[impl][1]:.3f} s, "
+                  f"peak +{res[impl][2]:.0f} MB", flush=True)
+        row = {"step": what, **{f"{i}_s": res[i][0] for i in impls}, **{f"{i}_cpu_s": res[i][1] for i in impls},
+               **{f"{i}_mb": res[i][2] for i in impls}}
         if "dense" in res:
             row["speedup"] = res["dense"][0] / res["sparse"][0]
-            row["memory_ratio"] = res["dense"][1] / max(res["sparse"][1], 1e-9)
+            row["cpu_speedup"] = res["dense"][1] / res["sparse"][1]
+            row["memory_ratio"] = res["dense"][2] / max(res["sparse"][2], 1.0)
         rows.append(row)
-    if not args.skip_dense:
-        a, b = outputs.get(("inference", "sparse")), outputs.get(("inference", "dense"))
-        if a is not None and b is not None:
-            diff = max(float((a[k] - b[k]).abs().max()) for k in a)
-            print(f"max |sparse - dense| of the attention weights: {diff:.2e}")
-    hdr = f"{'step':<15}{'sparse s':>10}{'dense s':>10}{'speed-up':>10}{'sparse MB':>11}{'dense MB':>10}{'mem ratio':>11}"
-    print(hdr)
+    if "sparse" in outputs and "dense" in outputs:
+        a, b = outputs["sparse"], outputs["dense"]
+        diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+        print(f"max |sparse - dense| of the attention read-outs: {diff:.2e}")
+    nan = float("nan")
+    print(f"{'step':<15}{'sparse s':>9}{'dense s':>9}{'ratio':>7}{'sparse cpu':>11}{'dense cpu':>10}{'ratio':>7}"
+          f"{'sparse MB':>10}{'dense MB':>9}{'ratio':>7}")
     for r in rows:
-        print(f"{r['step']:<15}{r['sparse_s']:>10.3f}{r.get('dense_s', float('nan')):>10.3f}"
-              f"{r.get('speedup', float('nan')):>10.1f}{r['sparse_mb']:>11.0f}{r.get('dense_mb', float('nan')):>10.0f}"
-              f"{r.get('memory_ratio', float('nan')):>11.1f}")
+        print(f"{r['step']:<15}{r['sparse_s']:>9.3f}{r.get('dense_s', nan):>9.3f}{r.get('speedup', nan):>7.1f}"
+              f"{r['sparse_cpu_s']:>11.3f}{r.get('dense_cpu_s', nan):>10.3f}{r.get('cpu_speedup', nan):>7.1f}"
+              f"{r['sparse_mb']:>10.0f}{r.get('dense_mb', nan):>9.0f}{r.get('memory_ratio', nan):>7.1f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"args": vars(args), "n_pairs": len(pairs), "density": pat.density(), "rows": rows}, fh,

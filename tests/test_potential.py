@@ -9,19 +9,19 @@ import anndata as ad
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mudata as md  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
+import matplotlib.pyplot as plt
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score
 
-from attune_lib._utils import AttuneInputError  # noqa: E402
-from attune_lib.pl import _potential as ppl  # noqa: E402
-from attune_lib.tl import _modality_distance as dist  # noqa: E402
-from attune_lib.tl import _potential as pot  # noqa: E402
+from attune_lib._utils import AttuneInputError
+from attune_lib.pl import _potential as ppl
+from attune_lib.tl import _modality_distance as dist
+from attune_lib.tl import _potential as pot
 
 
 def _mudata(rna: ad.AnnData, atac: ad.AnnData | None = None) -> md.MuData:

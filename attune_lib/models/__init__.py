@@ -33,10 +33,13 @@ __all__ = [
     "nt_xent",
 ]
 
-try:  # the scMVP model lives in its own files (another engineer); export it when present
-    from ._scmvp import ScMVP  # noqa: F401
-except ModuleNotFoundError as _err:  # pragma: no cover
-    if _err.name != f"{__name__}._scmvp":
-        raise
-else:
-    __all__.append("ScMVP")
+from ._prediction import RNAPredictionModule, RNAPredictor, align_peaks, predict_rna_from_atac
+from ._scmvp import ScMVP
+from ._transformer import AttuneTokenSource, PCATokenSource, RegulatoryTransformer, TokenSource, links_to_sparse
+from ._transformer_nn import RegulatoryDecoderModule
+
+__all__ += [
+    "RNAPredictionModule", "RNAPredictor", "align_peaks", "predict_rna_from_atac", "ScMVP",
+    "RegulatoryTransformer", "RegulatoryDecoderModule", "TokenSource", "AttuneTokenSource", "PCATokenSource",
+    "links_to_sparse",
+]

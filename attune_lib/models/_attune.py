@@ -455,6 +455,45 @@ class Attune:
         return pd.DataFrame(E, index=self._var_names[modality])
 
     # -------------------------------------------------------------------------------------- save/load
+    def predict_rna_from_atac(self, mdata=None, *, layer: str = "attune_predicted", align: str = "strict",
+                              predictor=None, refit: bool = False, batch_size: int = 1024,
+                              **train_kwargs) -> None:
+        """Predict log-normalised RNA from ATAC with the fine-tuned prediction network (paper Fig. 2F).
+
+        The first call fine-tunes an :class:`~attune_lib.models.RNAPredictor` (a copy of this model's
+        ATAC student + Dense 1,000 + ReLU + Dense to the genes; MSE, Adam 1e-3) on this model's MuData,
+        choosing the epoch on a validation split of those cells, and caches it as ``self.rna_predictor_``;
+        later calls reuse it (``refit=True`` or new pretrained weights fine-tune again). This model's
+        weights are never changed. See ``docs/prediction.md``.
+
+        Parameters
+        ----------
+        mdata
+            Query MuData (default: the training one). Only its ATAC modality (same key and layer as the
+            training data) is read; the cells need not have been seen in training.
+        layer
+            Written to ``mdata[rna_key].layers[layer]`` (cells x genes, float32). When the query has no RNA
+            modality one is added with the model's genes.
+        align
+            ``"strict"``: the query's peaks must be the model's (any order), else an error naming the
+            missing/extra counts; ``"by_name"``: missing peaks are filled with zeros, extra ones dropped
+            (with a warning).
+        predictor
+            A trained :class:`~attune_lib.models.RNAPredictor` to use instead of the cached one.
+        refit
+            Fine-tune again even when a cached predictor exists.
+        batch_size
+            Cells per inference batch.
+        **train_kwargs
+            Passed to :meth:`RNAPredictor.train` on the first call: ``max_epochs`` (40), ``train_batch_size``
+            (128), ``lr`` (1e-3), ``validation_fraction`` (0.1), ``patience`` (10), ``seed``, ``device``,
+            ``progress_bar``, ``checkpoint_dir``.
+        """
+        from ._prediction import predict_rna_from_atac
+
+        predict_rna_from_atac(self, mdata, layer=layer, align=align, predictor=predictor, refit=refit,
+                              batch_size=batch_size, **train_kwargs)
+
     def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save weights, init parameters, setup, feature names and history to a directory, atomically.
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +32,7 @@ from ._data import PairedCSRSource, csr_batch
 from ._training import Trainer
 from ._transformer_nn import AffineTokens, AttentionPattern, RegulatoryDecoderModule
 
-__all__ = ["RegulatoryTransformer", "TokenSource", "AttuneTokenSource", "PCATokenSource"]
+__all__ = ["AttuneTokenSource", "PCATokenSource", "RegulatoryTransformer", "TokenSource", "links_to_sparse"]
 
 _MODS = ("rna", "atac")
 
@@ -255,11 +254,11 @@ class RegulatoryTransformer:
         pairs = gene_peak_pairs(mdata, window_bp=window_bp, rna_key=source.keys["rna"], atac_key=source.keys["atac"],
                                 genes=self.var_names["rna"], peaks=self.var_names["atac"])
         self.pairs = pairs[["gene", "peak", "distance", "gene_idx", "peak_idx"]]
-        self.init_params = dict(window_bp=float(window_bp), n_hidden=int(n_hidden), n_heads=int(n_heads),
-                                n_layers=int(n_layers), d_ff=int(d_ff), dropout=float(dropout),
-                                temperature=float(temperature), attention=attention,
-                                token_scaling=bool(token_scaling), hard_negatives=bool(hard_negatives),
-                                seed=int(seed), source=source.name)
+        self.init_params = {"window_bp": float(window_bp), "n_hidden": int(n_hidden), "n_heads": int(n_heads),
+                            "n_layers": int(n_layers), "d_ff": int(d_ff), "dropout": float(dropout),
+                            "temperature": float(temperature), "attention": attention,
+                            "token_scaling": bool(token_scaling), "hard_negatives": bool(hard_negatives),
+                            "seed": int(seed), "source": source.name}
         pattern = AttentionPattern(len(self.var_names["rna"]), len(self.var_names["atac"]),
                                    pairs["gene_idx"].to_numpy(), pairs["peak_idx"].to_numpy())
         self.pattern = pattern
@@ -444,5 +443,3 @@ def links_to_sparse(links: pd.DataFrame, genes: pd.Index, peaks: pd.Index, *, co
     return sp.csr_matrix((links[column].to_numpy(dtype=np.float64)[ok], (gi[ok], pi[ok])),
                          shape=(len(genes), len(peaks)))
 
-
-__all__.append("links_to_sparse")

@@ -20,10 +20,15 @@ Two implementations of the masked cross-attention give the same values and gradi
 * ``"dense"`` (reference): ``softmax(Q K^T / sqrt(d_h) + M) V`` with a dense ``(G+1) x (P+1)`` mask per
   cell and head;
 * ``"sparse"``: logits only at the pattern's entries (a chunked gather "SDDMM"), a per-row (segment)
-  softmax with ``scatter_reduce``/``index_add``, and a CSR x dense product for ``weights @ V`` (the
-  batch and heads become one block-diagonal CSR matrix). Memory is ``O(nnz + (G + P) d)`` per cell
-  instead of ``O(G P)``: at PBMC scale (2,000 genes x 30,000 peaks, ~0.2 % of pairs in the window)
-  the pattern has ~0.2 % of the dense entries.
+  softmax with ``scatter_reduce``/``index_add``, and a chunked gather + ``index_add`` for ``weights @ V``,
+  all in a sequence-major layout (``L x cells*heads x d_h``) with custom backward passes. Memory is
+  ``O(nnz + (G + P) d)`` per cell instead of ``O(G P)``: at PBMC scale (2,000 genes x 30,000 peaks,
+  ~0.2 % of pairs in the window) the pattern has ~0.25 % of the dense entries.
+
+Single-query rows (the peak-CLS pooling, and the gene-CLS row, the only row of the last layer that reaches
+the losses) use :func:`affine_query_attention`: with affine tokens, ``q . k_p`` and ``sum_p w_p v_p`` reduce
+to ``B x P`` and ``B x d`` products, so training never forms the ``P x B x d`` peak keys/values
+(:class:`PeakMemory` forms them, once per layer, only when every gene row is needed).
 
 The same softmax (and dropout on its output) is used in training and inference.
 """
@@ -42,13 +47,15 @@ from .._utils import AttuneInputError
 from ._attune_losses import nt_xent
 
 __all__ = [
-    "AttentionPattern",
     "AffineTokens",
-    "sparse_masked_attention",
-    "dense_masked_attention",
-    "sample_hard_negatives",
-    "matching_pairs",
+    "AttentionPattern",
+    "PeakMemory",
     "RegulatoryDecoderModule",
+    "affine_query_attention",
+    "dense_masked_attention",
+    "matching_pairs",
+    "sample_hard_negatives",
+    "sparse_masked_attention",
 ]
 
 MASK_VALUE = -1e9
@@ -147,7 +154,7 @@ class _SDDMM(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a, b, rows, cols, chunk: int):  # noqa: D102
+    def forward(ctx, a, b, rows, cols, chunk: int):
         E, N = rows.numel(), a.shape[1]
         out = a.new_empty((E, N))
         for st in range(0, E, chunk):
@@ -160,7 +167,7 @@ class _SDDMM(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g):  # noqa: D102
+    def backward(ctx, g):
         a, b, rows, cols = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad[:2]
         da = torch.zeros_like(a) if need_a else None
@@ -179,7 +186,7 @@ class _SpMM(torch.autograd.Function):
     """``out[r, n] = sum_{e in row r} w[e, n] v[cols[e], n]``; ``w``: nnz x N, ``v``: C x N x d -> R x N x d."""
 
     @staticmethod
-    def forward(ctx, w, v, rows, cols, n_rows: int, chunk: int):  # noqa: D102
+    def forward(ctx, w, v, rows, cols, n_rows: int, chunk: int):
         out = v.new_zeros((n_rows, *v.shape[1:]))
         for st in range(0, rows.numel(), chunk):
             r, c = rows[st : st + chunk], cols[st : st + chunk]
@@ -190,7 +197,7 @@ class _SpMM(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g):  # noqa: D102
+    def backward(ctx, g):
         w, v, rows, cols = ctx.saved_tensors
         g = g.contiguous()
         dw = dv = None
@@ -256,6 +263,34 @@ def dense_masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ma
 # --------------------------------------------------------------------------------------------------
 # tokens
 # --------------------------------------------------------------------------------------------------
+class _AffineOuter(torch.autograd.Function):
+    """``out[f, b] = x[f, b] * s[f] + o[f]`` (``F x B x d``); the backward reduces over cells with ``bmm``
+    (autograd's broadcast reduction over the middle axis is several times slower on CPU)."""
+
+    @staticmethod
+    def forward(ctx, xt, s, o):
+        ctx.save_for_backward(xt, s)
+        return torch.addcmul(o[:, None, :], xt[:, :, None], s[:, None, :])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        xt, s = ctx.saved_tensors
+        g = g.contiguous()
+        dx = ds = do = None
+        if ctx.needs_input_grad[0]:
+            dx = torch.bmm(g, s[:, :, None])[:, :, 0]
+        if ctx.needs_input_grad[1]:
+            ds = torch.bmm(xt[:, None, :], g)[:, 0]
+        if ctx.needs_input_grad[2]:
+            do = torch.bmm(torch.ones_like(xt[:, None, :]), g)[:, 0]
+        return dx, ds, do
+
+
+def _affine_outer(xt: torch.Tensor, s: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+    return _AffineOuter.apply(xt, s, o)
+
+
 class AffineTokens(nn.Module):
     """Frozen per-feature tokens ``t_i(x) = scale * (x * slope_i + offset_i)``.
 
@@ -292,7 +327,7 @@ class AffineTokens(nn.Module):
         """``lin(tokens(X))`` (``F x B x d_out``) without materialising the tokens:
         ``x (slope W^T) + (offset W^T + b)``, so the ``d x d`` product is paid once per batch, not per cell."""
         slope, offset = self.affine()
-        return torch.addcmul(lin(offset)[:, None, :], X.t()[:, :, None], (slope @ lin.weight.t())[:, None, :])
+        return _affine_outer(X.t().contiguous(), slope @ lin.weight.t(), lin(offset))
 
     @torch.no_grad()
     def rms(self, X: torch.Tensor) -> float:
@@ -329,6 +364,84 @@ def matching_pairs(neg_atac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     rna = torch.cat([idx, idx])
     atac = torch.cat([idx, neg_atac])
     return rna, atac, (rna == atac).long()
+
+
+# --------------------------------------------------------------------------------------------------
+# single-query attention over affine tokens (CLS rows), and the peak memory
+# --------------------------------------------------------------------------------------------------
+def affine_query_attention(q: torch.Tensor, lin_k: nn.Linear, lin_v: nn.Linear, X: torch.Tensor,
+                           slope: torch.Tensor, offset: torch.Tensor, cls_in: torch.Tensor, *,
+                           dropout_p: float = 0.0, training: bool = False) -> torch.Tensor:
+    """One query per cell and head over ``[CLS, tokens]`` where token ``p`` of cell ``b`` is
+    ``X[b, p] * slope[p] + offset[p]``, without forming the ``P x B x d`` keys or values.
+
+    With ``u = W_k^T q``: ``q . k_p = X_bp (u . slope_p) + u . offset_p + q . b_k``, and
+    ``sum_p w_p v_p = W_v (sum_p w_p (X_bp slope_p + offset_p)) + b_v sum_p w_p``; the cost is ``O(B H P d)``
+    (no ``P d^2`` term). Identical to softmax attention over the materialised keys/values (tested).
+
+    Parameters
+    ----------
+    q
+        ``B x H x d_h`` queries.
+    lin_k, lin_v
+        Key and value projections (``d -> H d_h``).
+    X
+        ``B x P`` token values.
+    slope, offset
+        ``P x d`` affine token maps.
+    cls_in
+        ``B x d``: the CLS token at position 0 (its key and value go through ``lin_k``/``lin_v``).
+
+    Returns
+    -------
+    ``B x H x d_h`` attention outputs (before the output projection).
+    """
+    B, H, dh = q.shape
+    d_in = slope.shape[1]
+    Wk, bk = lin_k.weight.view(H, dh, d_in), lin_k.bias.view(H, dh)
+    Wv, bv = lin_v.weight.view(H, dh, d_in), lin_v.bias.view(H, dh)
+    scale = 1.0 / math.sqrt(dh)
+    u = torch.einsum("bhe,hed->bhd", q, Wk)
+    logits_p = (X[:, None, :] * (u @ slope.t()) + u @ offset.t() + (q * bk).sum(-1, keepdim=True)) * scale
+    logit_c = (q * lin_k(cls_in).view(B, H, dh)).sum(-1, keepdim=True) * scale
+    w = torch.softmax(torch.cat([logit_c, logits_p], dim=-1), dim=-1)
+    if dropout_p > 0:
+        w = F.dropout(w, dropout_p, training)
+    wc, wp = w[..., :1], w[..., 1:]
+    z = (wp * X[:, None, :]) @ slope + wp @ offset  # B x H x d_in
+    return (torch.einsum("bhd,hed->bhe", z, Wv) + bv * wp.sum(-1, keepdim=True)
+            + wc * lin_v(cls_in).view(B, H, dh))
+
+
+class PeakMemory:
+    """The cross-attention memory of a batch: ``[peak-CLS output, peaks]`` with affine peak tokens.
+
+    Single-query rows use :func:`affine_query_attention`; full keys/values (``(P+1) x (B H) x d_h``) are
+    formed only when all gene rows are needed (:meth:`kv`, cached per layer).
+    """
+
+    def __init__(self, X: torch.Tensor, p_cls: torch.Tensor, slope: torch.Tensor, offset: torch.Tensor):
+        self.X, self.p_cls, self.slope, self.offset = X, p_cls, slope, offset
+        self._kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def select(self, idx: torch.Tensor) -> PeakMemory:
+        """The memory of cells ``idx`` (e.g. mismatched partners)."""
+        return PeakMemory(self.X.index_select(0, idx), self.p_cls.index_select(0, idx), self.slope, self.offset)
+
+    def kv(self, key: int, ca: _Attention) -> tuple[torch.Tensor, torch.Tensor]:
+        if key not in self._kv:
+            xt = self.X.t().contiguous()
+            out = []
+            for lin in (ca.k, ca.v):
+                toks = _affine_outer(xt, self.slope @ lin.weight.t(), lin(self.offset))
+                out.append(ca.heads(torch.cat([lin(self.p_cls)[None], toks], dim=0)))
+            self._kv[key] = (out[0], out[1])
+        return self._kv[key]
+
+    def query(self, ca: _Attention, q: torch.Tensor, *, dropout_p: float, training: bool) -> torch.Tensor:
+        """``q``: ``B x H x d_h`` single queries -> ``B x H x d_h``."""
+        return affine_query_attention(q, ca.k, ca.v, self.X, self.slope, self.offset, self.p_cls,
+                                      dropout_p=dropout_p, training=training)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,28 +490,35 @@ class DecoderLayer(nn.Module):
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: AttentionPattern, *,
+    def forward(self, x: torch.Tensor, mem: PeakMemory, key: int, pattern: AttentionPattern, *,
                 n_rows: int | None = None, impl: str = "sparse", return_weights: bool = False):
-        """``x``: ``(G+1) x B x d`` gene sequence; ``k, v``: ``(P+1) x (B H) x d_h`` memory projections.
+        """``x``: ``(G+1) x B x d`` gene sequence; ``mem``: the batch's :class:`PeakMemory` (``key`` caches its
+        keys/values for this layer).
 
         ``n_rows`` computes only the first rows' outputs (``1``: the gene-CLS, all the losses need from
-        the last layer). Returns ``(h, weights)``: ``R x B x d`` and the cross-attention weights
-        (``nnz x (B H)`` sparse, ``(B H) x R x (P+1)`` dense; None unless ``return_weights``).
+        the last layer; it is unmasked and uses :func:`affine_query_attention`). Returns ``(h, weights)``:
+        ``R x B x d`` and the cross-attention weights (``nnz x (B H)`` sparse, ``(B H) x R x (P+1)`` dense;
+        None unless ``return_weights``).
         """
         xq = x if n_rows is None else x[:n_rows]
-        R = xq.shape[0]
+        R, B = xq.shape[0], xq.shape[1]
         h = self.norm1(xq + self.drop(self.self_attn.full(xq, x)))
         ca = self.cross_attn
         q = ca.heads(ca.q(h))
         p = ca.dropout if self.training else 0.0
-        if impl == "sparse":
-            out, w = sparse_masked_attention(q, k, v, pattern.tensors(x.device, R), dropout_p=p,
-                                             training=self.training)
-        elif impl == "dense":
-            mask = pattern.dense_mask(R, device=x.device, dtype=q.dtype)
-            out, w = dense_masked_attention(q, k, v, mask, dropout_p=p, training=self.training)
+        if R == 1 and not return_weights:
+            out = mem.query(ca, q[0].view(B, ca.h, ca.dh), dropout_p=p, training=self.training)
+            out, w = out.reshape(1, B * ca.h, ca.dh), None
         else:
-            raise AttuneInputError(f"attention must be 'sparse' or 'dense', got {impl!r}")
+            k, v = mem.kv(key, ca)
+            if impl == "sparse":
+                out, w = sparse_masked_attention(q, k, v, pattern.tensors(x.device, R), dropout_p=p,
+                                                 training=self.training)
+            elif impl == "dense":
+                mask = pattern.dense_mask(R, device=x.device, dtype=q.dtype)
+                out, w = dense_masked_attention(q, k, v, mask, dropout_p=p, training=self.training)
+            else:
+                raise AttuneInputError(f"attention must be 'sparse' or 'dense', got {impl!r}")
         h = self.norm2(h + self.drop(ca.merge(out)))
         h = self.norm3(h + self.drop(self.ff(h)))
         return h, (w if return_weights else None)
@@ -485,40 +605,31 @@ class RegulatoryDecoderModule(nn.Module):
         t = self.rna_in(self.rna_tokens(X_rna))
         return torch.cat([self.gene_cls.expand(1, t.shape[1], -1), t], dim=0)
 
-    def memory(self, X_atac: torch.Tensor):
-        """Per layer, the cross-attention keys/values of ``[peak-CLS output, peaks]``
-        (``(P+1) x (B H) x d_h``), and the output peak-CLS (``B x d``).
+    def peak_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(slope, offset)`` (``P x d``) of the peak tokens in model space (after ``atac_in``)."""
+        slope, offset = self.atac_tokens.affine()
+        if not isinstance(self.atac_in, nn.Identity):
+            slope, offset = slope @ self.atac_in.weight.t(), self.atac_in(offset)
+        return slope, offset
+
+    def memory(self, X_atac: torch.Tensor) -> tuple[PeakMemory, torch.Tensor]:
+        """The batch's :class:`PeakMemory` and the output peak-CLS (``B x d``).
 
         The peak-CLS pools the cell's peaks: one query over ``[peak-CLS, peaks]``, residual, layer norm.
         """
         B = X_atac.shape[0]
         pool = self.peak_pool
-        cls_in = self.peak_cls.expand(1, B, -1)
-        if isinstance(self.atac_in, nn.Identity):
-            def proj(lin):  # tokens never materialised
-                return self.atac_tokens.project(X_atac, lin)
-        else:
-            toks = self.atac_in(self.atac_tokens(X_atac))
+        slope, offset = self.peak_affine()
+        cls_in = self.peak_cls.expand(B, -1)
+        q = pool.q(cls_in).view(B, pool.h, pool.dh)
+        out = affine_query_attention(q, pool.k, pool.v, X_atac, slope, offset, cls_in,
+                                     dropout_p=pool.dropout if self.training else 0.0, training=self.training)
+        p_cls = self.peak_norm(cls_in + self.drop(pool.o(out.reshape(B, -1))))
+        return PeakMemory(X_atac, p_cls, slope, offset), p_cls
 
-            def proj(lin):
-                return lin(toks)
-        kp = pool.heads(torch.cat([pool.k(cls_in), proj(pool.k)], dim=0))
-        vp = pool.heads(torch.cat([pool.v(cls_in), proj(pool.v)], dim=0))
-        q = pool.heads(pool.q(cls_in))
-        out = F.scaled_dot_product_attention(q.transpose(0, 1), kp.transpose(0, 1), vp.transpose(0, 1),
-                                             dropout_p=pool.dropout if self.training else 0.0)
-        p_cls = self.peak_norm(cls_in + self.drop(pool.merge(out.transpose(0, 1))))  # 1 x B x d
-        mem = []  # every layer reads the same memory through its own projections
-        for layer in self.layers:
-            ca = layer.cross_attn
-            k = ca.heads(torch.cat([ca.k(p_cls), proj(ca.k)], dim=0))
-            v = ca.heads(torch.cat([ca.v(p_cls), proj(ca.v)], dim=0))
-            mem.append((k, v))
-        return mem, p_cls[0]
-
-    def decode(self, genes: torch.Tensor, mem, *, mem_index: torch.Tensor | None = None, cls_only: bool = False,
-               return_weights: bool = False, attention: str | None = None):
-        """Run the decoder. ``mem_index`` (``B``) pairs gene sequence ``i`` with memory ``mem_index[i]``.
+    def decode(self, genes: torch.Tensor, mem: PeakMemory, *, mem_index: torch.Tensor | None = None,
+               cls_only: bool = False, return_weights: bool = False, attention: str | None = None):
+        """Run the decoder. ``mem_index`` (``B``) pairs gene sequence ``i`` with memory cell ``mem_index[i]``.
 
         Returns ``(h, weights)``: the last layer's output rows (``R x B x d``; only the gene-CLS row with
         ``cls_only``) and its cross-attention weights (``nnz x B x H`` sparse, ``B x H x R x (P+1)`` dense).
@@ -526,14 +637,12 @@ class RegulatoryDecoderModule(nn.Module):
         impl = attention or self.attention
         B = genes.shape[1]
         H = self.n_heads
+        if mem_index is not None:
+            mem = mem.select(mem_index)
         h, w = genes, None
         for li, layer in enumerate(self.layers):
-            k, v = mem[li]
-            if mem_index is not None:
-                sel = (mem_index[:, None] * H + torch.arange(H, device=k.device)[None, :]).reshape(-1)
-                k, v = k.index_select(1, sel), v.index_select(1, sel)
             last = li == len(self.layers) - 1
-            h, w = layer(h, k, v, self.pattern, n_rows=1 if (cls_only and last) else None, impl=impl,
+            h, w = layer(h, mem, li, self.pattern, n_rows=1 if (cls_only and last) else None, impl=impl,
                          return_weights=return_weights and last)
         if w is not None:
             w = w.reshape(w.shape[0], B, H) if impl == "sparse" else w.reshape(B, H, *w.shape[1:])

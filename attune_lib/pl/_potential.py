@@ -127,7 +127,8 @@ def residual_trend(mdata, *, genes: str | Sequence[str], pseudotime_key: str = "
             f = curves[gene]
             ax.plot(f.index, f.to_numpy(), color="k", lw=2)
             i = int(np.argmax(f.to_numpy()))
-            ax.scatter([f.index[i]], [f.iloc[i]], s=60, color="red", zorder=5, label="max residual")
+            ax.scatter([f.index[i]], [f.iloc[i]], s=60, color="red", zorder=5)
+            ax.plot([], [], "o", color="red", ms=4, label="max residual")
             lim = np.nanquantile(np.abs(r), 0.99)
             ax.set_ylim(-1.3 * max(lim, abs(f).max()), 1.3 * max(lim, abs(f).max()))
         ax.axhline(0, color="0.3", lw=0.6, ls=":")
@@ -437,7 +438,7 @@ def cross_modal_heatmap(similarity: pd.DataFrame, *, palette: str = "tab10", vmi
     ax = fig.add_axes((0.16, 0.1, 0.66, 0.74))
     im = ax.imshow(S, cmap="magma", aspect="auto", interpolation="nearest", vmin=vmin)
     ax.set_xlabel("cells (ATAC embedding)")
-    ax.set_ylabel("cells (RNA embedding)")
+    fig.text(0.09, 0.47, "cells (RNA embedding)", rotation=90, va="center", ha="center")
     ax.set_xticks([])
     ax.set_yticks([])
     cax = fig.add_axes((0.85, 0.1, 0.03, 0.74))

@@ -13,12 +13,12 @@ from matplotlib.figure import Figure
 from .._utils import AttuneInputError, get_modality
 
 __all__ = [
-    "pchic_distances",
-    "link_auroc",
     "attention_elbow",
     "dpag_dotplot",
     "enrichment_bars",
+    "link_auroc",
     "link_heatmap",
+    "pchic_distances",
     "window_sweep",
 ]
 
@@ -154,8 +154,8 @@ def dpag_dotplot(mdata, dpags: Sequence[str] | pd.DataFrame, degs: pd.DataFrame 
     sd = mean.std(1, keepdims=True)
     z = np.divide(mean - mean.mean(1, keepdims=True), sd, out=np.zeros_like(mean), where=sd > 0)
     h = max(3.0, 0.22 * len(show) + 1.2)
-    fig, (ax0, ax) = plt.subplots(1, 2, figsize=(2.2 + 0.45 * len(groups) + 2.0, h),
-                                  gridspec_kw={"width_ratios": [1, max(2, 0.45 * len(groups))]})
+    fig, (ax0, ax) = plt.subplots(1, 2, figsize=(1.6 + 0.45 * len(groups) + 2.4, h),
+                                  gridspec_kw={"width_ratios": [1.2, max(2.0, 0.45 * len(groups))]})
     n_de = sum(g in de for g in genes)
     ax0.bar(["DE", "not DE"], [n_de, len(genes) - n_de], color=[_HIGHLIGHT, _OTHER])
     ax0.set_title(f"{len(genes)} DPAGs", fontsize=10)
@@ -169,7 +169,7 @@ def dpag_dotplot(mdata, dpags: Sequence[str] | pd.DataFrame, degs: pd.DataFrame 
     ax.set_yticklabels([f"{g} *" if g in de else g for g in show], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(-0.6, len(groups) - 0.4)
-    cb = fig.colorbar(scat, ax=ax, fraction=0.05, pad=0.02)
+    cb = fig.colorbar(scat, ax=ax, fraction=0.04, pad=0.02, shrink=min(1.0, 6.0 / h))
     cb.set_label("mean expression (z)", fontsize=8)
     ax.set_title("DPAG expression (* = DE)", fontsize=10)
     fig.tight_layout()

@@ -19,6 +19,7 @@ See ``docs/regulatory.md``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
@@ -32,23 +33,23 @@ from .._utils import AttuneInputError, as_csr, get_modality, progress
 logger = logging.getLogger("attune_lib")
 
 __all__ = [
-    "gene_peak_pairs",
-    "pchic_truth",
-    "label_links",
     "add_link_scores",
-    "score_links",
-    "window_sweep",
-    "link_baselines",
-    "glue_feature_embeddings",
-    "elbow_point",
     "attention_cutoffs",
-    "select_links",
-    "find_dpags",
     "differential_genes",
     "dpag_de_overlap",
+    "elbow_point",
     "enrichment",
-    "simulated_gene_sets",
+    "find_dpags",
+    "gene_peak_pairs",
+    "glue_feature_embeddings",
+    "label_links",
+    "link_baselines",
     "link_heatmap_data",
+    "pchic_truth",
+    "score_links",
+    "select_links",
+    "simulated_gene_sets",
+    "window_sweep",
 ]
 
 _PCHIC_COORDS = ("baitChr", "baitStart", "baitEnd", "baitID", "baitName", "oeChr", "oeStart", "oeEnd", "oeID",
@@ -115,7 +116,7 @@ def _window_pairs(genes_var: pd.DataFrame, peaks_var: pd.DataFrame, window_bp: f
     mid = (p_start + p_end) // 2
     w = np.inf if window_bp is None else float(window_bp)
     gi_all, pi_all = [], []
-    for c in pd.unique(p_chrom[p_chrom != None]):  # noqa: E711
+    for c in pd.unique(p_chrom[p_chrom != None]):
         pk = np.flatnonzero(p_chrom == c)
         pk = pk[np.argsort(mid[pk], kind="stable")]
         gs = np.flatnonzero(ok & (g_chrom == c))
@@ -383,7 +384,7 @@ def score_links(links: pd.DataFrame, truth, *, methods: Sequence[str] | str | No
             raise AttuneInputError("distance_bins needs a 'distance' column in the link table")
         edges = np.asarray(distance_bins, dtype=float)
         d = links["distance"].to_numpy(dtype=float)
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in itertools.pairwise(edges):
             bins.append((f"[{lo / 1e3:g}, {hi / 1e3:g}) kb", (d >= lo) & (d < hi)))
     rows = []
     for m in cols:
@@ -778,7 +779,7 @@ def differential_genes(mdata, *, groupby: str = "cell_type", rna_key: str = "rna
 
     rna = get_modality(mdata, rna_key, role="RNA")
     labels = _group_labels(mdata, rna, groupby).astype(str)
-    X = rna.X if layer is None else rna.layers[layer] if layer in rna.layers else None
+    X = rna.X if layer is None else rna.layers.get(layer, None)
     if X is None:
         raise AttuneInputError(f"layer {layer!r} not in mdata[{rna_key!r}].layers")
     tmp = ad.AnnData(X=X, obs=pd.DataFrame({"g": pd.Categorical(labels.to_numpy())}, index=rna.obs_names),
