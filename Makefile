@@ -30,20 +30,20 @@ venv: $(STAMP)
 
 # Tests: ../shared/data (if present) is the pre-filled data cache; nothing touches the network.
 test: $(STAMP)
-	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} ATTUNE_OFFLINE=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg \
+	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} ATTUNE_OFFLINE=1 OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE MPLBACKEND=Agg \
 		$(PY) -m pytest -n $(JOBS) --dist load -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} ATTUNE_OFFLINE=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg \
+	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} ATTUNE_OFFLINE=1 OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE MPLBACKEND=Agg \
 		$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # Regenerate every figure on the embedded simulator (no network), executed copies in $(RESULTS)/.
 figures: $(STAMP)
-	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} MPLBACKEND=Agg \
+	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} OMP_WAIT_POLICY=PASSIVE MPLBACKEND=Agg \
 		$(VENV)/bin/attune-companion run all --output $(RESULTS) --figures figures
 
 figures-small: $(STAMP)
-	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} MPLBACKEND=Agg \
+	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} OMP_WAIT_POLICY=PASSIVE MPLBACKEND=Agg \
 		$(VENV)/bin/attune-companion run all --small --output $(RESULTS) --figures figures
 
 bench: $(STAMP)
