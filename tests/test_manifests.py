@@ -592,3 +592,12 @@ def test_real_pooch_download_verifies_checksum(
     with pytest.raises(DataNotAvailableError, match="missing.csv") as exc:
         fetch("toy", "evil.csv", progressbar=False)
     assert str(tmp_cache / "toy" / "evil.csv") in str(exc.value)
+
+
+def test_manifest_notebooks_exist(repo_root):
+    """Every notebook a manifest names is a real notebook in notebooks/."""
+    from attune_lib.datasets import get_manifest, list_datasets
+
+    for name in list_datasets()["name"]:
+        for nb in get_manifest(name).notebooks:
+            assert (repo_root / "notebooks" / nb).exists(), f"data_manifests/{name}.yaml names missing notebook {nb}"
