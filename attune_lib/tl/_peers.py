@@ -283,7 +283,8 @@ def run_glue(
     align_burnin: int | None = None,
     progress_bar: bool = True,
     compile_kwargs: dict | None = None,
-) -> dict[str, np.ndarray]:
+    return_features: bool = False,
+) -> dict:
     """Train scglue's ``PairedSCGLUEModel`` (GLUE for paired cells) and return the cell embeddings.
 
     Follows the scglue tutorial: negative-binomial decoders on raw counts; the RNA encoder reads a
@@ -301,7 +302,9 @@ def run_glue(
 
     Returns
     -------
-    dict with ``"rna"`` and ``"atac"`` embeddings (``encode_data``) and ``"joint"`` = their mean.
+    dict with ``"rna"`` and ``"atac"`` embeddings (``encode_data``) and ``"joint"`` = their mean;
+    with ``return_features=True`` also ``"features"``: the feature embeddings (``encode_graph``) as a
+    DataFrame indexed by gene and peak names.
     """
     scglue = _require("scglue", "scglue")
     import anndata as ad
@@ -351,9 +354,16 @@ def run_glue(
         )
         emb_r = np.asarray(model.encode_data("rna", r))
         emb_a = np.asarray(model.encode_data("atac", a))
+        features = None
+        if return_features:
+            features = pd.DataFrame(np.asarray(model.encode_graph(graph)),
+                                    index=pd.Index(list(model.vertices), dtype=str))
     if not (np.isfinite(emb_r).all() and np.isfinite(emb_a).all()):
         raise RuntimeError("GLUE training diverged (non-finite embeddings); try more epochs or a lower lr")
-    return {"rna": emb_r, "atac": emb_a, "joint": (emb_r + emb_a) / 2.0}
+    out = {"rna": emb_r, "atac": emb_a, "joint": (emb_r + emb_a) / 2.0}
+    if return_features:
+        out["features"] = features
+    return out
 
 
 def _cuda() -> bool:

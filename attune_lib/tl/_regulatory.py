@@ -29,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._utils import AttuneInputError, as_csr, get_modality, progress
+from ._peers import PeerNotAvailable
 
 logger = logging.getLogger("attune_lib")
 
@@ -549,55 +550,22 @@ def glue_feature_embeddings(mdata, *, rna_key: str = "rna", atac_key: str = "ata
 
     Same set-up as :func:`attune_lib.tl._peers.run_glue` (guidance graph from
     :func:`~attune_lib.tl._peers.glue_guidance_graph`, NB decoders on counts, PCA/LSI encoders' inputs),
-    capped at ``max_epochs`` per stage. Raises ImportError when scglue is not installed.
+    capped at ``max_epochs`` per stage (a thin wrapper over ``run_glue(..., return_features=True)``).
+    Raises :class:`~attune_lib.tl._peers.PeerNotAvailable` when scglue is not installed.
 
     Returns
     -------
     DataFrame ``features x n_latent`` indexed by gene and peak names.
     """
-    import tempfile
-
-    import anndata as ad
-    import scanpy as sc
-    import scglue
-
-    from ..pp import lsi as _lsi
-    from ._peers import _counts, _paired_modalities, _quiet_glue, glue_guidance_graph
+    from ._peers import _paired_modalities, run_glue
 
     rna, atac = _paired_modalities(mdata, rna_key, atac_key)
-    r_layer = rna_layer if rna_layer in rna.layers else None
-    a_layer = atac_layer if atac_layer in atac.layers else None
-    graph = glue_guidance_graph(mdata, rna_key=rna_key, atac_key=atac_key)
-    names = rna.obs_names.astype(str)
-    r = ad.AnnData(X=_counts(rna, r_layer, name=rna_key), obs=pd.DataFrame(index=names),
-                   var=pd.DataFrame(index=rna.var_names.astype(str)))
-    a = ad.AnnData(X=_counts(atac, a_layer, name=atac_key), obs=pd.DataFrame(index=names),
-                   var=pd.DataFrame(index=atac.var_names.astype(str)))
-    r.var["highly_variable"] = True
-    a.var["highly_variable"] = True
-    k_r = int(min(n_comps, r.n_vars - 1, r.n_obs - 1))
-    k_a = int(min(n_comps, a.n_vars - 1, a.n_obs - 1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tmp = r.copy()
-        sc.pp.normalize_total(tmp, target_sum=1e4)
-        sc.pp.log1p(tmp)
-        sc.pp.scale(tmp, max_value=10)
-        sc.tl.pca(tmp, n_comps=k_r, svd_solver="arpack", random_state=seed)
-        r.obsm["X_pca"] = tmp.obsm["X_pca"]
-        del tmp
-        _lsi(a, n_comps=k_a, key_added="X_lsi", random_state=seed)
-    _quiet_glue(not progress_bar)
-    scglue.models.configure_dataset(r, "NB", use_highly_variable=True, use_rep="X_pca", use_obs_names=True)
-    scglue.models.configure_dataset(a, "NB", use_highly_variable=True, use_rep="X_lsi", use_obs_names=True)
-    with tempfile.TemporaryDirectory(prefix="attune_glue_") as tdir, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = scglue.models.fit_SCGLUE(
-            {"rna": r, "atac": a}, graph, model=scglue.models.PairedSCGLUEModel, skip_balance=True,
-            init_kws={"latent_dim": int(n_latent), "random_seed": int(seed)},
-            fit_kws={"max_epochs": int(max_epochs), "directory": tdir, "align_burnin": max(1, max_epochs // 6)})
-        emb = np.asarray(model.encode_graph(graph))
-    return pd.DataFrame(emb, index=pd.Index(list(model.vertices), dtype=str))
+    out = run_glue(mdata, seed=seed, n_latent=n_latent, max_epochs=max_epochs, n_comps=n_comps,
+                   rna_key=rna_key, atac_key=atac_key,
+                   rna_layer=rna_layer if rna_layer in rna.layers else None,
+                   atac_layer=atac_layer if atac_layer in atac.layers else None,
+                   progress_bar=progress_bar, return_features=True)
+    return out["features"]
 
 
 def link_baselines(mdata, *, window_bp: float = 1_200_000,
@@ -668,8 +636,8 @@ def link_baselines(mdata, *, window_bp: float = 1_200_000,
             try:
                 emb = glue_feature_embeddings(mdata, rna_key=rna_key, atac_key=atac_key, seed=seed,
                                               **dict(glue_kwargs or {}))
-            except ImportError:
-                logger.info("link_baselines: scglue is not installed; skipping the GLUE baseline")
+            except PeerNotAvailable as err:
+                logger.info("link_baselines: skipping the GLUE baseline (%s)", err)
         if emb is not None:
             E = emb.reindex(pd.Index(pairs["gene"])).to_numpy(dtype=float)
             P = emb.reindex(pd.Index(pairs["peak"])).to_numpy(dtype=float)
