@@ -27,7 +27,14 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from .._utils import AttuneInputError, as_csr, check_values, get_modality, progress, resolve_device
+from .._utils import (
+    AttuneInputError,
+    as_csr,
+    check_values,
+    get_modality,
+    progress,
+    resolve_device,
+)
 from ._data import PairedCSRSource, csr_batch
 from ._training import Trainer
 from ._transformer_nn import AffineTokens, AttentionPattern, RegulatoryDecoderModule
@@ -334,23 +341,11 @@ class RegulatoryTransformer:
 
     # -------------------------------------------------------------------------------------- inference
     def _cells(self, cells) -> np.ndarray:
-        rna = get_modality(self.mdata, self.source.keys["rna"])
-        n = rna.n_obs
-        if cells is None:
-            return np.arange(n)
-        arr = np.asarray(cells)
-        if arr.dtype == bool:
-            if arr.shape != (n,):
-                raise AttuneInputError(f"boolean cells mask has shape {arr.shape}, expected ({n},)")
-            return np.flatnonzero(arr)
-        if arr.dtype.kind in "iu":
-            if arr.size and (arr.min() < 0 or arr.max() >= n):
-                raise AttuneInputError(f"cells indices out of range for {n} cells")
-            return arr
-        idx = rna.obs_names.get_indexer(arr.astype(str))
-        if (idx < 0).any():
-            raise AttuneInputError(f"{int((idx < 0).sum())} cell name(s) not found in the RNA modality")
-        return idx
+        from ._attune import (
+            Attune,  # one cell-selection rule (mask, indices or names) for all models
+        )
+
+        return Attune._resolve_cells(get_modality(self.mdata, self.source.keys["rna"]), cells)
 
     @torch.no_grad()
     def get_global_attention(self, *, cells=None, batch_size: int = 16, key_added: str | None = "attune_links",
