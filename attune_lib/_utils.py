@@ -18,11 +18,37 @@ __all__ = [
     "resolve_device",
     "progress",
     "as_csr",
+    "examples",
+    "name_mismatch",
 ]
 
 
 class AttuneInputError(ValueError):
     """Raised for bad user input; the message names the offending file, field or parameter."""
+
+
+def examples(values: Iterable, k: int = 3) -> str:
+    """The first ``k`` values, quoted, for error messages (``'a', 'b', 'c', ...``)."""
+    values = list(values)
+    return ", ".join(repr(str(v)) for v in values[:k]) + (", ..." if len(values) > k else "")
+
+
+def name_mismatch(names, expected) -> str | None:
+    """Describe how ``names`` differ from ``expected`` as a set ("2 missing ('a', 'b') and 1 extra ('c')").
+
+    Returns None when both hold the same names (order and duplicates are not checked here).
+    """
+    import pandas as pd
+
+    names, expected = pd.Index(names), pd.Index(expected)
+    missing = expected.difference(names, sort=False)
+    extra = names.difference(expected, sort=False)
+    parts = []
+    if len(missing):
+        parts.append(f"{len(missing)} missing ({examples(missing)})")
+    if len(extra):
+        parts.append(f"{len(extra)} extra ({examples(extra)})")
+    return " and ".join(parts) or None
 
 
 def get_modality(mdata: Any, key: str, *, role: str | None = None):

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._utils import AttuneInputError, as_csr, check_values
+from .._utils import AttuneInputError, as_csr, check_values, examples
 
 __all__ = [
     "annotate_genes",
@@ -48,10 +48,8 @@ _ANNOTATION_ALIASES = {
 }
 
 
-def _examples(values, n: int = _N_EXAMPLES) -> str:
-    values = list(values)
-    shown = ", ".join(repr(str(v)) for v in values[:n])
-    return shown + (", ..." if len(values) > n else "")
+def _examples(values, k: int = _N_EXAMPLES) -> str:
+    return examples(values, k)
 
 
 def _label(mod: str, sources: dict[str, str] | None) -> str:

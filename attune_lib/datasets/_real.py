@@ -188,18 +188,10 @@ def share_tac(
     offline: bool | None = None,
 ):
     """SHARE-seq mouse skin TAC subset (mm10) with cell types, pseudotime and UMAP in ``obs``."""
-    p = fetch("share_tac", offline=offline)
-    mdata = read_h5ad_pair(
-        p["adata_rna_SHARE_TAC.h5ad"],
-        p["adata_atac_SHARE_TAC.h5ad"],
-        intersect=intersect,
-    )
-    if annotate:
-        annotate_genes(mdata["rna"], load_gene_annotation("mm10", offline=offline))
-    if metadata:
-        _add_metadata(mdata, load_share_tac_metadata(offline=offline), what="share_tac")
-    _set_attune_uns(mdata, dataset="share_tac", genome="mm10")
-    return mdata
+    return _released_pair(
+        "share_tac", "adata_rna_SHARE_TAC.h5ad", "adata_atac_SHARE_TAC.h5ad", assembly="mm10",
+        genome="mm10", metadata=load_share_tac_metadata if metadata else None, annotate=annotate,
+        intersect=intersect, offline=offline)
 
 
 def cortex(
@@ -210,17 +202,22 @@ def cortex(
     offline: bool | None = None,
 ):
     """Fetal human cortex multiome (Trevino et al. 2021) with clusters and pseudotime in ``obs``."""
-    p = fetch("cortex_trevino", offline=offline)
-    mdata = read_h5ad_pair(
-        p["greenleaf-final-RNA_wox_filter_hvg_rm_dc1r3_r1.h5ad"],
-        p["greenleaf-final-ATAC_filter_rm_dc1r3_r1.h5ad"],
-        intersect=intersect,
-    )
+    return _released_pair(
+        "cortex_trevino", "greenleaf-final-RNA_wox_filter_hvg_rm_dc1r3_r1.h5ad",
+        "greenleaf-final-ATAC_filter_rm_dc1r3_r1.h5ad", assembly="hg38", genome="GRCh38",
+        metadata=load_cortex_metadata if metadata else None, annotate=annotate, intersect=intersect,
+        offline=offline)
+
+
+def _released_pair(name, rna_file, atac_file, *, assembly, genome, metadata, annotate, intersect, offline):
+    """Read a dataset released as an RNA + ATAC ``.h5ad`` pair, annotate genes and add its metadata."""
+    p = fetch(name, offline=offline)
+    mdata = read_h5ad_pair(p[rna_file], p[atac_file], intersect=intersect)
     if annotate:
-        annotate_genes(mdata["rna"], load_gene_annotation("hg38", offline=offline))
-    if metadata:
-        _add_metadata(mdata, load_cortex_metadata(offline=offline), what="cortex")
-    _set_attune_uns(mdata, dataset="cortex_trevino", genome="GRCh38")
+        annotate_genes(mdata["rna"], load_gene_annotation(assembly, offline=offline))
+    if metadata is not None:
+        _add_metadata(mdata, metadata(offline=offline), what=name)
+    _set_attune_uns(mdata, dataset=name, genome=genome)
     return mdata
 
 

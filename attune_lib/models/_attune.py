@@ -21,7 +21,9 @@ from .._utils import (
     AttuneInputError,
     as_csr,
     check_values,
+    examples,
     get_modality,
+    name_mismatch,
     resolve_device,
 )
 from ._attune_module import AttuneModule
@@ -51,26 +53,15 @@ def _read_matrix(adata, key: str, layer: str | None):
     return adata.X
 
 
-def _example(names: Iterable[str], k: int = 3) -> str:
-    names = list(names)
-    return ", ".join(map(repr, names[:k])) + (", ..." if len(names) > k else "")
-
-
 def _align_features(var_names: pd.Index, expected: pd.Index, where: str) -> np.ndarray | None:
     """Column indexer putting ``var_names`` in the model's order (None when already identical)."""
     if var_names.equals(expected):
         return None
-    missing = expected.difference(var_names, sort=False)
-    extra = var_names.difference(expected, sort=False)
-    if len(missing) or len(extra):
-        parts = []
-        if len(missing):
-            parts.append(f"{len(missing)} missing ({_example(missing)})")
-        if len(extra):
-            parts.append(f"{len(extra)} extra ({_example(extra)})")
+    mismatch = name_mismatch(var_names, expected)
+    if mismatch:
         raise AttuneInputError(
             f"{where} has {len(var_names)} features but the model was trained on {len(expected)}: "
-            + " and ".join(parts) + "; subset/reorder the query to the model's features")
+            + mismatch + "; subset/reorder the query to the model's features")
     if not var_names.is_unique:
         raise AttuneInputError(f"{where} has duplicated feature names; make them unique (var_names_make_unique)")
     return var_names.get_indexer(expected)
@@ -246,7 +237,7 @@ class Attune:
             return arr % n if arr.size else arr.astype(int)
         idx = adata.obs_names.get_indexer(arr.astype(str))
         if (idx < 0).any():
-            raise AttuneInputError(f"{int((idx < 0).sum())} cell name(s) not found, e.g. {_example(arr[idx < 0])}")
+            raise AttuneInputError(f"{int((idx < 0).sum())} cell name(s) not found, e.g. {examples(arr[idx < 0])}")
         return idx
 
     # ------------------------------------------------------------------------------------------ train

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .._utils import AttuneInputError, as_csr, check_values, get_modality
+from .._utils import AttuneInputError, as_csr, check_values, get_modality, name_mismatch
 from ._attune_nn import StudentEncoder
 from ._data import CSRBatch, csr_batch, n_batches
 from ._training import StopTraining, Trainer, atomic_torch_save
@@ -62,11 +62,6 @@ def _read(adata, key: str, layer: str | None):
 
 def _where(key: str, layer: str | None) -> str:
     return f"mdata[{key!r}]." + (f"layers[{layer!r}]" if layer is not None else "X")
-
-
-def _example(names, k: int = 3) -> str:
-    names = list(names)
-    return ", ".join(map(repr, names[:k])) + (", ..." if len(names) > k else "")
 
 
 def _dense(Y) -> np.ndarray:
@@ -108,16 +103,9 @@ def align_peaks(X, var_names: pd.Index, expected: pd.Index, *, align: str = "str
         raise AttuneInputError(f"{where} has duplicated peak names; make them unique (var_names_make_unique)")
     if var_names.equals(expected):
         return X
-    missing = expected.difference(var_names, sort=False)
-    extra = var_names.difference(expected, sort=False)
-    if len(missing) or len(extra):
-        parts = []
-        if len(missing):
-            parts.append(f"{len(missing)} missing ({_example(missing)})")
-        if len(extra):
-            parts.append(f"{len(extra)} extra ({_example(extra)})")
-        msg = (f"{where} has {len(var_names)} peaks but the predictor was trained on {len(expected)}: "
-               + " and ".join(parts))
+    mismatch = name_mismatch(var_names, expected)
+    if mismatch:
+        msg = f"{where} has {len(var_names)} peaks but the predictor was trained on {len(expected)}: {mismatch}"
         if align == "strict":
             raise AttuneInputError(msg + "; subset/reorder the query to the training peaks, or pass "
                                    "align='by_name' to fill missing peaks with zeros and drop extra ones")
@@ -570,12 +558,11 @@ class RNAPredictor:
             raise AttuneInputError(f"mdata[{rkey!r}] and mdata[{akey!r}] must hold the same cells in the "
                                    "same order to write the predicted layer")
         names = pd.Index(rna.var_names.astype(str))
-        missing = self.gene_names.difference(names, sort=False)
-        extra = names.difference(self.gene_names, sort=False)
-        if len(missing) or len(extra):
+        mismatch = name_mismatch(names, self.gene_names)
+        if mismatch:
             raise AttuneInputError(
                 f"mdata[{rkey!r}] has {len(names)} genes but the predictor predicts {len(self.gene_names)}: "
-                f"{len(missing)} missing ({_example(missing)}), {len(extra)} extra ({_example(extra)}); "
+                f"{mismatch}; "
                 f"subset mdata[{rkey!r}] to the predictor's genes or drop the modality")
         if not names.is_unique:
             raise AttuneInputError(f"mdata[{rkey!r}] has duplicated gene names")
