@@ -514,6 +514,39 @@ def test_trainer_is_model_agnostic(tmp_path):
     assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["epoch"] == 30
 
 
+def test_trainer_explicit_split():
+    """``split=`` fixes the training and validation cells; bad splits are refused."""
+    from attune_lib.models import Trainer
+
+    seen = []
+
+    class Source:
+        n_obs = 10
+
+        def get_batch(self, idx):
+            seen.append(np.asarray(idx).copy())
+            return {"x": torch.ones(len(idx), 1)}
+
+    class Module(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def loss(self, batch):
+            return {"loss": ((batch["x"] * self.w - 1) ** 2).mean()}
+
+    tr = Trainer(Module(), Source(), max_epochs=1, batch_size=4, validation_fraction=0.5, device="cpu",
+                 progress_bar=False, split=([0, 1, 2, 3, 4, 5], [8, 9]))
+    assert tr.steps_per_epoch == 2 and list(tr.val_idx) == [8, 9]
+    tr.fit()
+    used = np.concatenate(seen)
+    assert set(used) == {0, 1, 2, 3, 4, 5, 8, 9}  # 6 and 7 never used; validation on 8 and 9
+    with pytest.raises(AttuneInputError, match="overlap"):
+        Trainer(Module(), Source(), device="cpu", split=([0, 1, 2], [2, 3]))
+    with pytest.raises(AttuneInputError, match=r"split: validation indices must lie in \[0, 10\)"):
+        Trainer(Module(), Source(), device="cpu", split=([0, 1, 2], [10]))
+
+
 # ------------------------------------------------------------------------------------- input errors
 def test_setup_errors():
     m = make_paired(n=30, seed=2)

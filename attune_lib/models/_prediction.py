@@ -35,7 +35,7 @@ from torch import nn
 
 from .._utils import AttuneInputError, as_csr, check_values, get_modality, name_mismatch
 from ._attune_nn import StudentEncoder
-from ._data import CSRBatch, csr_batch, n_batches
+from ._data import CSRBatch, csr_batch
 from ._training import StopTraining, Trainer, atomic_torch_save
 
 __all__ = [
@@ -479,11 +479,9 @@ class RNAPredictor:
             validation_fraction=0.0, seed=self.seed, device=device, checkpoint_dir=ckpt, resume=resume,
             progress_bar=progress_bar, callbacks=[tracker, *callbacks], desc=desc or f"RNA from ATAC ({self.origin})",
             fingerprint={"origin": self.origin, "n_head": self.n_head, "n_genes": len(self.gene_names),
-                         "n_peaks": len(self.peak_names), "n_train": int(tr.size), "n_val": int(va.size)})
-        # explicit split: positions 0..len(tr)-1 of the source are training cells, the rest validation
-        trainer.train_idx = np.arange(tr.size)
-        trainer.val_idx = np.arange(tr.size, fit.size)
-        trainer.steps_per_epoch = n_batches(tr.size, trainer.batch_size, trainer.min_batch_size)
+                         "n_peaks": len(self.peak_names), "n_train": int(tr.size), "n_val": int(va.size)},
+            # positions 0..len(tr)-1 of the source are the training cells, the rest validation
+            split=(np.arange(tr.size), np.arange(tr.size, fit.size)))
         if resume and trainer.checkpoint_path is not None and trainer.checkpoint_path.exists():
             state = torch.load(trainer.checkpoint_path, map_location="cpu", weights_only=True)
             tracker.resume_from([dict(r) for r in state.get("history", [])])

@@ -200,6 +200,9 @@ class Trainer:
         Smallest training batch kept (2 for batch norm).
     desc
         Progress-bar label.
+    split
+        Explicit ``(train_indices, val_indices)`` into ``source`` (disjoint); overrides
+        ``validation_fraction``.
     """
 
     def __init__(self, module: torch.nn.Module, source, *, max_epochs: int = 20, batch_size: int = 128,
@@ -207,7 +210,8 @@ class Trainer:
                  validation_fraction: float = 0.0, seed: int | None = 0, device: str | torch.device = "auto",
                  checkpoint_dir: str | os.PathLike | None = None, resume: bool = True, progress_bar: bool = True,
                  callbacks: Iterable[Callable] = (), fingerprint: Mapping[str, Any] | None = None,
-                 grad_clip: float | None = None, min_batch_size: int = 2, desc: str = "training"):
+                 grad_clip: float | None = None, min_batch_size: int = 2, desc: str = "training",
+                 split: tuple[Iterable[int], Iterable[int]] | None = None):
         if int(max_epochs) < 1:
             raise AttuneInputError(f"max_epochs must be >= 1, got {max_epochs}")
         if int(batch_size) < min_batch_size:
@@ -234,7 +238,15 @@ class Trainer:
         self.grad_clip = grad_clip
         self.min_batch_size = int(min_batch_size)
         self.desc = desc
-        self.train_idx, self.val_idx = split_validation(source.n_obs, self.validation_fraction, seed)
+        if split is None:
+            self.train_idx, self.val_idx = split_validation(source.n_obs, self.validation_fraction, seed)
+        else:
+            self.train_idx, self.val_idx = (np.asarray(list(s), dtype=np.int64) for s in split)
+            for name, idx in (("train", self.train_idx), ("validation", self.val_idx)):
+                if idx.size and (idx.min() < 0 or idx.max() >= source.n_obs):
+                    raise AttuneInputError(f"split: {name} indices must lie in [0, {source.n_obs})")
+            if np.intersect1d(self.train_idx, self.val_idx).size:
+                raise AttuneInputError("split: training and validation indices overlap")
         if self.train_idx.size < self.min_batch_size:
             raise AttuneInputError(
                 f"only {self.train_idx.size} training cell(s) (n_obs={source.n_obs}, "
