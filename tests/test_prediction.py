@@ -319,6 +319,36 @@ def test_attune_entry_point_caches_and_never_mutates(prep, split, pretrained):
     assert np.isin(p1.touched_indices_, np.arange(model.mdata.n_obs)).all()
 
 
+def test_predictor_save_load(prep, split, finetuned, tmp_path):
+    """A saved predictor predicts identically; Attune.save/load carries the cached one along."""
+    pred = finetuned
+    _, _, test = split
+    query = prep[prep.obs_names[test]].copy()
+    pred.save(tmp_path / "p.pt")
+    with pytest.raises(AttuneInputError, match="already exists"):
+        pred.save(tmp_path / "p.pt")
+    back = RNAPredictor.load(tmp_path / "p.pt")
+    np.testing.assert_array_equal(back.predict(query), pred.predict(query))
+    pd.testing.assert_frame_equal(back.history, pred.history)
+    assert back.best_epoch == pred.best_epoch and back.is_trained
+    np.testing.assert_array_equal(back.val_indices_, pred.val_indices_)
+    assert list(back.gene_names) == list(pred.gene_names) and back.setup == pred.setup
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(AttuneInputError, match="junk.pt: cannot read"):
+        RNAPredictor.load(tmp_path / "junk.pt")
+    with pytest.raises(AttuneInputError, match="no saved RNAPredictor"):
+        RNAPredictor.load(tmp_path / "missing.pt")
+
+    ref = prep.copy()
+    Attune.setup_mudata(ref, atac_layer="counts")
+    model = Attune(ref, seed=0, **SMALL)  # untrained weights are enough for persistence
+    model.rna_predictor_ = pred
+    model.save(tmp_path / "attune")
+    assert (tmp_path / "attune" / "rna_predictor.pt").exists()
+    loaded = Attune.load(tmp_path / "attune", ref)
+    np.testing.assert_array_equal(loaded.rna_predictor_.predict(query), pred.predict(query))
+
+
 # ------------------------------------------------------------------------------------ harness, plots
 @pytest.fixture(scope="module")
 def bench(prep):

@@ -34,6 +34,7 @@ __all__ = ["Attune"]
 
 _SETUP_KEY = "_attune_setup"
 _FORMAT = "attune_lib.Attune/1"
+_PREDICTOR_FILE = "rna_predictor.pt"
 _MODS = ("rna", "atac")
 _DEFAULT_KEYS = {"rna": "X_attune_rna", "atac": "X_attune_atac", "joint": "X_attune"}
 
@@ -488,6 +489,9 @@ class Attune:
     def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save weights, init parameters, setup, feature names and history to a directory, atomically.
 
+        The prediction network cached by :meth:`predict_rna_from_atac` (``rna_predictor_``) is saved
+        with it (``rna_predictor.pt``) and restored by :meth:`load`.
+
         The files are written to a temporary sibling directory that is then renamed to ``dir_path``, so
         an interrupted save never leaves a half-written model.
         """
@@ -505,6 +509,9 @@ class Attune:
             (tmp / "attr.json").write_text(json.dumps(attrs))
             if len(self.history):
                 self.history.to_csv(tmp / "history.csv")
+            predictor = getattr(self, "rna_predictor_", None)
+            if predictor is not None:  # the fine-tuned prediction network cached by predict_rna_from_atac
+                predictor.save(tmp / _PREDICTOR_FILE)
             for f in tmp.iterdir():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
@@ -545,6 +552,10 @@ class Attune:
         self.is_trained = bool(attrs.get("is_trained", False))
         hist = path / "history.csv"
         self.history = pd.read_csv(hist, index_col="epoch") if hist.exists() else pd.DataFrame()
+        if (path / _PREDICTOR_FILE).exists():
+            from ._prediction import RNAPredictor
+
+            self.rna_predictor_ = RNAPredictor.load(path / _PREDICTOR_FILE)
         return self
 
     # ------------------------------------------------------------------------------------------- repr

@@ -219,6 +219,9 @@ class _BestEpoch:
             raise StopTraining
 
 
+_PREDICTOR_FORMAT = "attune_companion.RNAPredictor/1"
+
+
 # ---------------------------------------------------------------------------------------- predictor
 class RNAPredictor:
     """Predict log-normalised RNA expression from ATAC (the Attune prediction network).
@@ -565,6 +568,61 @@ class RNAPredictor:
         if not names.is_unique:
             raise AttuneInputError(f"mdata[{rkey!r}] has duplicated gene names")
         return self.gene_names.get_indexer(names)
+
+    # ------------------------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save the network, its features, settings, split and history to one file, atomically.
+
+        Parameters
+        ----------
+        path
+            File to write (conventionally ``*.pt``); written to a temporary file, then renamed.
+        overwrite
+            Replace an existing file.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise AttuneInputError(f"{path} already exists; pass overwrite=True to replace it")
+        enc = self.module.encoder
+        obj = {
+            "format": _PREDICTOR_FORMAT,
+            "state": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
+            "peak_names": list(self.peak_names), "gene_names": list(self.gene_names),
+            "encoder": {"n_hidden": enc.fc1.weight.shape[1], "n_latent": enc.fc2.out_features,
+                        "dropout": float(enc.dropout.p), "value_batchnorm": enc.value_bn is not None},
+            "n_head": self.n_head, "seed": self.seed, "setup": dict(self.setup), "origin": self.origin,
+            "is_trained": self.is_trained, "best_epoch": self.best_epoch, "stopped_early": self.stopped_early,
+            "pretrained_fingerprint": self.pretrained_fingerprint,
+            "indices": {k: getattr(self, k).tolist() for k in ("train_indices_", "val_indices_", "touched_indices_")},
+            "history": {c: self.history[c].tolist() for c in self.history.columns},
+            "history_index": self.history.index.tolist(), "history_index_name": self.history.index.name,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(obj, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RNAPredictor:
+        """Load a predictor written by :meth:`save` (on the CPU)."""
+        path = Path(path)
+        if not path.is_file():
+            raise AttuneInputError(f"{path}: no saved RNAPredictor there")
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated/foreign file: name it
+            raise AttuneInputError(f"{path}: cannot read a saved RNAPredictor ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(obj, dict) or obj.get("format") != _PREDICTOR_FORMAT:
+            raise AttuneInputError(f"{path} is not a saved RNAPredictor (format {_PREDICTOR_FORMAT!r} expected)")
+        enc = StudentEncoder(len(obj["peak_names"]), **obj["encoder"])
+        self = cls(enc, obj["peak_names"], obj["gene_names"], n_head=obj["n_head"], seed=obj["seed"],
+                   setup=obj["setup"], origin=obj["origin"])
+        self.module.load_state_dict(obj["state"])
+        self.module.eval()
+        for k in ("is_trained", "best_epoch", "stopped_early", "pretrained_fingerprint"):
+            setattr(self, k, obj[k])
+        for k, v in obj["indices"].items():
+            setattr(self, k, np.asarray(v, dtype=np.int64))
+        self.history = pd.DataFrame(obj["history"], index=pd.Index(obj["history_index"], name=obj["history_index_name"]))
+        return self
 
     def predict_to_layer(self, mdata, *, layer: str = "attune_predicted", align: str = "strict",
                          batch_size: int = 1024) -> None:
