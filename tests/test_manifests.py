@@ -601,3 +601,26 @@ def test_manifest_notebooks_exist(repo_root):
     for name in list_datasets()["name"]:
         for nb in get_manifest(name).notebooks:
             assert (repo_root / "notebooks" / nb).exists(), f"data_manifests/{name}.yaml names missing notebook {nb}"
+
+
+def test_genome_fasta_manifests(tmp_cache, no_network):
+    """Genome FASTAs for real-data motif scans resolve through their manifests (offline: a clear error)."""
+    from attune_lib.datasets import genome_fasta
+
+    for assembly, fname in (("hg38", "hg38.fa.gz"), ("GRCm38", "mm10.fa.gz")):
+        m = get_manifest(f"{fname.split('.')[0]}_genome")
+        assert m.genome == fname.split(".")[0] and m.file(fname).url.endswith(f"/bigZips/{fname}")
+        with pytest.raises(DataNotAvailableError) as exc:
+            genome_fasta(assembly, offline=True)
+        msg = str(exc.value)
+        assert repr(fname) in msg and m.file(fname).url in msg and str(tmp_cache / "genome" / fname) in msg
+    # a copy placed where the error says is used as is (no checksum is published in the manifest)
+    target = tmp_cache / "genome" / "mm10.fa.gz"
+    target.parent.mkdir(parents=True)
+    import gzip
+
+    with gzip.open(target, "wt") as fh:
+        fh.write(">chr1\nACGTACGTNN\n")
+    assert genome_fasta("mm10", offline=True) == target
+    with pytest.raises(AttuneInputError, match="genome: expected"):
+        genome_fasta("hg19")

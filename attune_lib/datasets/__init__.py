@@ -16,6 +16,7 @@ from ._readers import (
 from ._real import (
     attune_release,
     cortex,
+    genome_fasta,
     load_cortex_metadata,
     load_gene_annotation,
     load_go_bp,
@@ -42,6 +43,7 @@ __all__ = [
     "cache_dir",
     "cortex",
     "fetch",
+    "genome_fasta",
     "get_manifest",
     "is_offline",
     "list_datasets",

@@ -74,6 +74,24 @@ def load_gene_annotation(
     return read_gene_annotation(path)
 
 
+_FASTA = {"hg38": ("hg38_genome", "hg38.fa.gz"), "grch38": ("hg38_genome", "hg38.fa.gz"),
+          "mm10": ("mm10_genome", "mm10.fa.gz"), "grcm38": ("mm10_genome", "mm10.fa.gz")}
+
+
+def genome_fasta(genome: str = "hg38", *, offline: bool | None = None) -> Path:
+    """Path of the UCSC genome FASTA (``.fa.gz``) of ``"hg38"``/``"GRCh38"`` or ``"mm10"``/``"GRCm38"``.
+
+    Resolved through the ``hg38_genome`` / ``mm10_genome`` manifests (about 0.9 GB, downloaded once
+    into the data cache). Offline and not cached, the error names the file, its URL and where to put
+    it. Pass the path to :func:`attune_lib.tl.peak_sequences` or ``scan_motifs(fasta=...)``.
+    """
+    key = str(genome).lower()
+    if key not in _FASTA:
+        raise AttuneInputError(f"genome: expected 'hg38'/'GRCh38' or 'mm10'/'GRCm38', got {genome!r}")
+    dataset, fname = _FASTA[key]
+    return fetch(dataset, offline=offline)[fname]
+
+
 def pbmc1k(*, annotate: bool = True, offline: bool | None = None):
     """Real 10x Multiome PBMC subset: 1,000 cells, 45 genes, 174 peaks, raw counts (muon test data).
 
