@@ -310,6 +310,51 @@ def test_score_links_hand_example():
     assert list(sw.loc[sw.method == "m1", "n_pairs"]) == [2, 3, 4]
 
 
+def test_link_score_structure_hand_made():
+    """A gene x peak product is rank-1 with one global peak order; a pair-specific score is not."""
+    rng = np.random.default_rng(0)
+    genes, peaks = [f"g{i}" for i in range(6)], [f"p{j}" for j in range(8)]
+    gi, pj = np.meshgrid(np.arange(6), np.arange(8), indexing="ij")
+    links = pd.DataFrame({"gene": np.array(genes)[gi.ravel()], "peak": np.array(peaks)[pj.ravel()],
+                          "distance": rng.integers(1, 10**6, size=48)})
+    a, b = rng.uniform(0.5, 2, size=6), rng.uniform(0.5, 2, size=8)
+    links["product"] = (a[gi] * b[pj]).ravel()
+    links["specific"] = rng.permutation(48).astype(float)
+    links["near"] = -links["distance"].astype(float)
+    prod = R.link_score_structure(links, score="product")
+    assert prod["rank1_spearman"] == pytest.approx(1.0) and prod["within_gene_spearman"] == pytest.approx(1.0)
+    assert prod["n_pairs"] == 48
+    spec = R.link_score_structure(links, score="specific")
+    assert spec["rank1_spearman"] < 0.8 and spec["within_gene_spearman"] < 0.6
+    assert R.link_score_structure(links, score="near")["distance_spearman"] == pytest.approx(1.0)
+    assert np.isnan(R.link_score_structure(links.drop(columns="distance"), score="product")["distance_spearman"])
+    with pytest.raises(AttuneInputError, match="no 'nope' column"):
+        R.link_score_structure(links, score="nope")
+
+
+def test_original_release_scores_are_rank1(shared_data_dir, monkeypatch):
+    """The original Attune's released PBMC global scores are, in rank, a gene effect x a peak effect."""
+    from attune_lib.datasets import attune_release
+
+    from attune_lib.datasets import load_gene_annotation, parse_peak_names
+
+    monkeypatch.setenv("ATTUNE_DATA_DIR", str(shared_data_dir))
+    ca = attune_release("pbmc10k", offline=True)["cross_attention"]
+    st = R.link_score_structure(ca)
+    assert st["n_pairs"] == 87_436
+    assert st["rank1_spearman"] > 0.95  # measured 0.989
+    assert 0.3 < st["within_gene_spearman"] < 0.6  # measured 0.457: within genes, partly one global peak order
+    # and the score hardly depends on distance (hg38 TSS vs peak midpoint)
+    ann = load_gene_annotation("hg38", offline=True).drop_duplicates("symbol").set_index("symbol")
+    ca = ca[ca["gene"].isin(ann.index)].copy()
+    pk = parse_peak_names(ca["peak"].unique())
+    mid = ((pk["start"] + pk["end"]) // 2).reindex(ca["peak"]).to_numpy()
+    ca["distance"] = np.abs(mid - ann.loc[ca["gene"], "tss"].to_numpy())
+    # our hg38 annotation places a few TSSs elsewhere than the original's; nearly all pairs stay inside 1.2 Mb
+    assert len(ca) > 80_000 and (ca["distance"] <= 1_250_000).mean() > 0.98
+    assert abs(R.link_score_structure(ca)["distance_spearman"]) < 0.15  # measured 0.063
+
+
 def test_elbow_cutoffs_and_dpags():
     x = np.linspace(0, 1, 101)
     y = np.where(x < 0.2, 1 - 4 * x, 0.2 - 0.2 * (x - 0.2) / 0.8)  # knee at x = 0.2 (index 20)

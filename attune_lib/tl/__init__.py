@@ -26,7 +26,8 @@ from ._prediction import (
 )
 from ._regulatory import (
     add_link_scores, attention_cutoffs, differential_genes, dpag_de_overlap, elbow_point, enrichment, find_dpags,
-    gene_peak_pairs, glue_feature_embeddings, label_links, link_baselines, link_heatmap_data, pchic_truth,
+    gene_peak_pairs, glue_feature_embeddings, label_links, link_baselines, link_heatmap_data, link_score_structure,
+    pchic_truth,
     score_links, select_links, simulated_gene_sets, window_sweep,
 )
 

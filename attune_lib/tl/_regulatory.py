@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.stats import spearmanr
 
 from .._utils import AttuneInputError, as_csr, get_modality, progress
 from ._peers import PeerNotAvailable
@@ -46,6 +47,7 @@ __all__ = [
     "label_links",
     "link_baselines",
     "link_heatmap_data",
+    "link_score_structure",
     "pchic_truth",
     "score_links",
     "select_links",
@@ -430,6 +432,53 @@ def window_sweep(links: pd.DataFrame, truth, *, windows: Sequence[float] | None 
             rows.append({"window_kb": w / 1e3, "method": m, "auroc": au, "auprc": ap, "n_pairs": int(sel.sum()),
                          "n_pos": int(y[sel].sum())})
     return pd.DataFrame(rows)
+
+
+def link_score_structure(links: pd.DataFrame, *, score: str = "score", distance: str = "distance") -> dict:
+    """How much of a link score is a gene effect times a peak effect, and how much is distance.
+
+    A pair-specific score (one that can say *which* of a gene's peaks regulate it) must not be
+    explained by per-gene and per-peak marginals alone. The paper's global attention score is, per cell,
+    an outer product of a gene-only and a peak-only factor, so summed over cells it tends to be close
+    to ``gene_mean x peak_mean``. This diagnostic measures that.
+
+    Parameters
+    ----------
+    links
+        Table with ``gene``, ``peak``, the ``score`` column and (optionally) ``distance``.
+    score, distance
+        Column names.
+
+    Returns
+    -------
+    dict
+        ``rank1_spearman``: Spearman between the score and the product of its per-gene and per-peak means
+        (1 = a pure gene x peak product: within every gene, peaks rank the same way).
+        ``within_gene_spearman``: per gene with 3 or more pairs, Spearman between the score and each
+        peak's mean score over all genes, averaged over genes. It is 1 when every gene ranks its window
+        peaks in the same global peak order, which is the order that matters for links.
+        ``distance_spearman``: Spearman between the score and the negative distance (NaN without a
+        distance column). ``n_pairs``.
+    """
+    for col in ("gene", "peak", score):
+        if col not in links:
+            raise AttuneInputError(f"link_score_structure: the link table has no {col!r} column")
+    tab = links[["gene", "peak", score] + ([distance] if distance in links else [])].dropna(subset=[score])
+    if len(tab) < 3:
+        raise AttuneInputError(f"link_score_structure: needs at least 3 scored pairs, got {len(tab)}")
+    s = tab[score].astype(float)
+    product = tab.groupby("gene")[score].transform("mean") * tab.groupby("peak")[score].transform("mean")
+    rank1 = float(spearmanr(s, product).statistic)
+    # within-gene agreement between the score and the peak marginal
+    peak_mean = tab.groupby("peak")[score].transform("mean")
+    per_gene = []
+    for _, idx in tab.groupby("gene").indices.items():
+        if len(idx) >= 3 and np.ptp(s.to_numpy()[idx]) > 0 and np.ptp(peak_mean.to_numpy()[idx]) > 0:
+            per_gene.append(spearmanr(s.to_numpy()[idx], peak_mean.to_numpy()[idx]).statistic)
+    within = float(np.mean(per_gene)) if per_gene else float("nan")
+    dist = float(spearmanr(s, -tab[distance].astype(float)).statistic) if distance in tab else float("nan")
+    return {"rank1_spearman": rank1, "within_gene_spearman": within, "distance_spearman": dist,
+            "n_pairs": int(len(tab))}
 
 
 # --------------------------------------------------------------------------------------------------
