@@ -339,25 +339,33 @@ def run_glue(
     scglue.models.configure_dataset(r, "NB", use_highly_variable=True, use_rep="X_pca", use_obs_names=True)
     scglue.models.configure_dataset(a, "NB", use_highly_variable=True, use_rep="X_lsi", use_obs_names=True)
     scglue.config.CPU_ONLY = not _cuda()
+    # scglue shuffles the guidance graph in a separate worker process by default
+    # (GRAPH_SHUFFLE_NUM_WORKERS=1). Forked from a Jupyter/papermill kernel, that worker could
+    # deadlock and hang training; shuffling in-process avoids it at a small cost per epoch.
+    graph_workers = scglue.config.GRAPH_SHUFFLE_NUM_WORKERS
+    scglue.config.GRAPH_SHUFFLE_NUM_WORKERS = 0
     adatas = {"rna": r, "atac": a}
-    with tempfile.TemporaryDirectory(prefix="attune_glue_") as tdir, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = scglue.models.fit_SCGLUE(
-            adatas,
-            graph,
-            model=scglue.models.PairedSCGLUEModel,
-            skip_balance=True,  # paired cells: both modalities have the same composition by construction
-            init_kws={"latent_dim": int(n_latent), "random_seed": int(seed)},
-            compile_kws=dict(compile_kwargs or {}),
-            fit_kws={"max_epochs": int(max_epochs), "data_batch_size": int(batch_size), "directory": tdir,
-                     "align_burnin": int(align_burnin if align_burnin is not None else max(1, max_epochs // 6))},
-        )
-        emb_r = np.asarray(model.encode_data("rna", r))
-        emb_a = np.asarray(model.encode_data("atac", a))
-        features = None
-        if return_features:
-            features = pd.DataFrame(np.asarray(model.encode_graph(graph)),
-                                    index=pd.Index(list(model.vertices), dtype=str))
+    try:
+        with tempfile.TemporaryDirectory(prefix="attune_glue_") as tdir, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = scglue.models.fit_SCGLUE(
+                adatas,
+                graph,
+                model=scglue.models.PairedSCGLUEModel,
+                skip_balance=True,  # paired cells: both modalities have the same composition by construction
+                init_kws={"latent_dim": int(n_latent), "random_seed": int(seed)},
+                compile_kws=dict(compile_kwargs or {}),
+                fit_kws={"max_epochs": int(max_epochs), "data_batch_size": int(batch_size), "directory": tdir,
+                         "align_burnin": int(align_burnin if align_burnin is not None else max(1, max_epochs // 6))},
+            )
+            emb_r = np.asarray(model.encode_data("rna", r))
+            emb_a = np.asarray(model.encode_data("atac", a))
+            features = None
+            if return_features:
+                features = pd.DataFrame(np.asarray(model.encode_graph(graph)),
+                                        index=pd.Index(list(model.vertices), dtype=str))
+    finally:
+        scglue.config.GRAPH_SHUFFLE_NUM_WORKERS = graph_workers
     if not (np.isfinite(emb_r).all() and np.isfinite(emb_a).all()):
         raise RuntimeError("GLUE training diverged (non-finite embeddings); try more epochs or a lower lr")
     out = {"rna": emb_r, "atac": emb_a, "joint": (emb_r + emb_a) / 2.0}
