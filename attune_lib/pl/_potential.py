@@ -293,11 +293,13 @@ def cluster_cores(result: Mapping, *, clusters: Sequence[str] | None = None) -> 
 
 
 def peak_links(mdata, *, gene: str, peaks: pd.DataFrame, cluster_col: str = "cluster", rna_key: str = "rna",
-               atac_key: str = "atac", score_col: str | None = "score", flank: int = 50_000) -> Figure:
+               atac_key: str = "atac", score_col: str | None = "score", flank: int = 50_000,
+               title: str | None = None) -> Figure:
     """Link plot: arcs from the gene's TSS to its high-attention peaks on genomic coordinates (Fig. 4B).
 
     ``peaks`` is a DataFrame with a ``peak`` column (or peak names as index) and ``cluster_col`` (peaks
-    without a cluster are grey); arc height grows with ``score_col`` when given.
+    without a cluster are grey); arc height grows with ``score_col`` when given. ``title`` defaults to
+    "high-attention peaks of <gene>".
     """
     rna = get_modality(mdata, rna_key, role="RNA")
     atac = get_modality(mdata, atac_key, role="ATAC")
@@ -345,7 +347,7 @@ def peak_links(mdata, *, gene: str, peaks: pd.DataFrame, cluster_col: str = "clu
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     ax.set_xlabel(f"{chrom} position (bp)")
-    ax.set_title(f"high-attention peaks of {gene}", fontsize=9)
+    ax.set_title(title if title is not None else f"high-attention peaks of {gene}", fontsize=9)
     fig.tight_layout()
     return fig
 
