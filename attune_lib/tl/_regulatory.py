@@ -466,15 +466,12 @@ def link_score_structure(links: pd.DataFrame, *, score: str = "score", distance:
     tab = links[["gene", "peak", score] + ([distance] if distance in links else [])].dropna(subset=[score])
     if len(tab) < 3:
         raise AttuneInputError(f"link_score_structure: needs at least 3 scored pairs, got {len(tab)}")
-    s = tab[score].astype(float)
-    product = tab.groupby("gene")[score].transform("mean") * tab.groupby("peak")[score].transform("mean")
-    rank1 = float(spearmanr(s, product).statistic)
+    s = tab[score].to_numpy(dtype=float)
+    peak_mean = tab.groupby("peak")[score].transform("mean").to_numpy(dtype=float)
+    rank1 = float(spearmanr(s, tab.groupby("gene")[score].transform("mean").to_numpy() * peak_mean).statistic)
     # within-gene agreement between the score and the peak marginal
-    peak_mean = tab.groupby("peak")[score].transform("mean")
-    per_gene = []
-    for _, idx in tab.groupby("gene").indices.items():
-        if len(idx) >= 3 and np.ptp(s.to_numpy()[idx]) > 0 and np.ptp(peak_mean.to_numpy()[idx]) > 0:
-            per_gene.append(spearmanr(s.to_numpy()[idx], peak_mean.to_numpy()[idx]).statistic)
+    per_gene = [spearmanr(s[idx], peak_mean[idx]).statistic for idx in tab.groupby("gene").indices.values()
+                if len(idx) >= 3 and np.ptp(s[idx]) > 0 and np.ptp(peak_mean[idx]) > 0]
     within = float(np.mean(per_gene)) if per_gene else float("nan")
     dist = float(spearmanr(s, -tab[distance].astype(float)).statistic) if distance in tab else float("nan")
     return {"rank1_spearman": rank1, "within_gene_spearman": within, "distance_spearman": dist,
