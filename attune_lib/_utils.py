@@ -120,13 +120,37 @@ def set_seed(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def resolve_device(device: str | None = "auto"):
-    """Map ``"auto"``/``None`` to CUDA when available, else CPU."""
+def resolve_device(device: Any = "auto"):
+    """Resolve a device argument to a :class:`torch.device`.
+
+    Parameters
+    ----------
+    device
+        ``"auto"`` or None (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:<index>"``
+        or a :class:`torch.device`.
+
+    Raises
+    ------
+    AttuneInputError
+        For an unknown device name, or ``"cuda"`` when this torch build or machine has no CUDA device.
+    """
     import torch
 
-    if device in (None, "auto"):
+    if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise AttuneInputError(f"device={device!r} is not a device; use 'auto', 'cpu' or 'cuda'") from err
+    if dev.type not in ("cpu", "cuda"):
+        raise AttuneInputError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise AttuneInputError(f"device={device!r} but CUDA is not available (torch {torch.__version__}, "
+                                   f"CUDA build: {torch.version.cuda or 'none'}); use device='cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise AttuneInputError(f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return dev
 
 
 def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs):

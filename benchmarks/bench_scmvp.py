@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     total = time.perf_counter() - t0
     h = model.history
     phases = np.array(h["phase"])
-    secs = np.array(h["seconds"])
+    secs = np.array(h["time_s"])
     steps = int(np.ceil(n_cells / args.batch_size))
     per_epoch = {}
     for phase in ("rna", "atac", "warmup", "joint"):

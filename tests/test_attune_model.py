@@ -404,7 +404,7 @@ def test_save_load_roundtrip(trained, paired, tmp_path):
     model.save(tmp_path / "m", overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["m"]  # no temporary directories left behind
     m2 = paired.copy()
-    del m2.uns["_attune_setup"]  # load sets the MuData up with the saved settings
+    del m2.uns["_attune_lib_setup"]  # load sets the MuData up with the saved settings
     loaded = Attune.load(tmp_path / "m", m2)
     np.testing.assert_array_equal(loaded.get_latent_representation(), z)
     assert loaded.is_trained and len(loaded.history) == 8
@@ -569,9 +569,9 @@ def test_setup_errors():
     bad["atac"].X = X
     with pytest.raises(AttuneInputError, match=r"mdata\['atac'\]\.X contains 1 negative"):
         Attune.setup_mudata(bad)
-    assert "_attune_setup" not in bad.uns  # nothing written on failure
+    assert "_attune_lib_setup" not in bad.uns  # nothing written on failure
     Attune.setup_mudata(m, cell_type_key="cell_type")
-    assert m.uns["_attune_setup"]["n_peaks"] == 200
+    assert m.uns["_attune_lib_setup"]["Attune"]["n_peaks"] == 200
     with pytest.raises(AttuneInputError, match="contrast"):
         Attune(m, contrast="teacher-only")
 

@@ -324,10 +324,10 @@ def test_predictor_save_load(prep, split, finetuned, tmp_path):
     pred = finetuned
     _, _, test = split
     query = prep[prep.obs_names[test]].copy()
-    pred.save(tmp_path / "p.pt")
+    pred.save(tmp_path / "p")
     with pytest.raises(AttuneInputError, match="already exists"):
-        pred.save(tmp_path / "p.pt")
-    back = RNAPredictor.load(tmp_path / "p.pt")
+        pred.save(tmp_path / "p")
+    back = RNAPredictor.load(tmp_path / "p", query)  # the query's peaks are checked
     np.testing.assert_array_equal(back.predict(query), pred.predict(query))
     pd.testing.assert_frame_equal(back.history, pred.history)
     assert back.best_epoch == pred.best_epoch and back.is_trained
@@ -344,7 +344,7 @@ def test_predictor_save_load(prep, split, finetuned, tmp_path):
     model = Attune(ref, seed=0, **SMALL)  # untrained weights are enough for persistence
     model.rna_predictor_ = pred
     model.save(tmp_path / "attune")
-    assert (tmp_path / "attune" / "rna_predictor.pt").exists()
+    assert (tmp_path / "attune" / "rna_predictor" / "model.pt").exists()
     loaded = Attune.load(tmp_path / "attune", ref)
     np.testing.assert_array_equal(loaded.rna_predictor_.predict(query), pred.predict(query))
 

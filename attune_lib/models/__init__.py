@@ -3,7 +3,10 @@
 * :class:`Attune` - user class: ``setup_mudata``, ``train``, ``get_latent_representation``, ``map_query``,
   ``get_feature_attention``, ``get_tokens``, ``save``/``load``.
 * :class:`AttuneModule` - the torch module (two teacher-student pairs, NT-Xent loss).
-* :class:`Trainer` - generic loop (Adam, linear lr decay, validation, atomic checkpoints, exact resume).
+* :class:`Trainer` - the one training loop of every model (Adam, linear lr decay, validation, phases,
+  early stopping, step budget, atomic checkpoints with data fingerprints, exact resume).
+* :class:`BaseModel` - the shared contract (setup registry, ``is_trained``, ``history``, save/load);
+  see :mod:`attune_lib.models.base`.
 * :class:`CSRBatch`, :class:`PairedCSRSource` - sparse mini-batching.
 """
 
@@ -12,14 +15,18 @@ from ._attune_losses import CONTRAST_PAIRS, contrastive_loss, nt_xent
 from ._attune_module import AttuneModule
 from ._attune_nn import SparseFeatureBatchNorm, StudentEncoder, TeacherEncoder
 from ._data import CSRBatch, PairedCSRSource, csr_batch, iter_index_batches
-from ._training import StopTraining, Trainer, atomic_torch_save, evaluate_loss
+from ._training import EarlyStopping, Phase, StopTraining, Trainer, atomic_torch_save, evaluate_loss
+from .base import BaseModel
 
 __all__ = [
     "CONTRAST_PAIRS",
     "Attune",
     "AttuneModule",
+    "BaseModel",
     "CSRBatch",
+    "EarlyStopping",
     "PairedCSRSource",
+    "Phase",
     "SparseFeatureBatchNorm",
     "StopTraining",
     "StudentEncoder",

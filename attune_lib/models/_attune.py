@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import logging
+import math
 import os
-import shutil
-import tempfile
-import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +22,28 @@ from .._utils import (
     examples,
     get_modality,
     name_mismatch,
-    resolve_device,
 )
 from ._attune_module import AttuneModule
-from ._data import PairedCSRSource, csr_batch
+from ._data import PairedCSRSource, csr_batch, n_batches
 from ._training import Trainer
+from .base import BaseModel, SavedModel, data_digest, names_digest
 
-__all__ = ["Attune"]
+__all__ = ["PAPER_SCHEDULE", "SMALL_DATA_SCHEDULE", "Attune"]
 
-_SETUP_KEY = "_attune_setup"
-_FORMAT = "attune_lib.Attune/1"
-_PREDICTOR_FILE = "rna_predictor.pt"
+logger = logging.getLogger("attune_lib")
+
+_PREDICTOR_DIR = "rna_predictor"
+_LEGACY_PREDICTOR_FILE = "rna_predictor.pt"
 _MODS = ("rna", "atac")
+
+#: The paper's schedule: 20 epochs, Adam with lr decaying linearly from 1e-4 to 1e-6, no held-out cells.
+PAPER_SCHEDULE: dict[str, Any] = {"max_epochs": 20, "max_steps": None, "lr": 1e-4, "lr_end": 1e-6,
+                                  "validation_fraction": 0.0, "early_stopping": None}
+#: Used by ``schedule="auto"`` when the paper's 20 epochs give fewer than ``min_steps`` optimisation steps
+#: (a few thousand cells): a step budget, a 10x higher learning rate and early stopping on the
+#: contrastive loss of 10 % held-out cells, keeping the best epoch's weights.
+SMALL_DATA_SCHEDULE: dict[str, Any] = {"min_steps": 1000, "max_steps": 2000, "lr": 1e-3, "lr_end": 1e-5,
+                                       "validation_fraction": 0.1, "patience_steps": 200, "min_delta": 1e-3}
 _DEFAULT_KEYS = {"rna": "X_attune_rna", "atac": "X_attune_atac", "joint": "X_attune"}
 
 
@@ -68,7 +76,7 @@ def _align_features(var_names: pd.Index, expected: pd.Index, where: str) -> np.n
     return var_names.get_indexer(expected)
 
 
-class Attune:
+class Attune(BaseModel):
     """Attune cross-modal contrastive model (teacher-student networks per modality).
 
     Parameters
@@ -104,7 +112,7 @@ class Attune:
     @staticmethod
     def setup_mudata(mdata, *, rna_key: str = "rna", atac_key: str = "atac", rna_layer: str | None = None,
                      atac_layer: str | None = None, cell_type_key: str | None = None) -> None:
-        """Validate a paired MuData and record the settings in ``mdata.uns["_attune_setup"]``.
+        """Validate a paired MuData and record the settings in ``mdata.uns["_attune_lib_setup"]["Attune"]``.
 
         Parameters
         ----------
@@ -140,14 +148,11 @@ class Attune:
                 f"cell_type_key {cell_type_key!r} not found in mdata.obs nor mdata[{rna_key!r}].obs")
         setup = {"rna_key": rna_key, "atac_key": atac_key, "rna_layer": rna_layer, "atac_layer": atac_layer,
                  "cell_type_key": cell_type_key, "n_genes": int(rna.n_vars), "n_peaks": int(atac.n_vars)}
-        # None values are left out so the MuData stays writable to .h5mu
-        mdata.uns[_SETUP_KEY] = {k: v for k, v in setup.items() if v is not None}
+        Attune._register(mdata, setup)
 
-    @staticmethod
-    def _get_setup(mdata) -> dict[str, Any]:
-        if _SETUP_KEY not in getattr(mdata, "uns", {}):
-            raise AttuneInputError(f"mdata.uns[{_SETUP_KEY!r}] not found; call Attune.setup_mudata(mdata, ...) first")
-        s = dict(mdata.uns[_SETUP_KEY])
+    @classmethod
+    def _get_setup(cls, mdata) -> dict[str, Any]:
+        s = cls._registered(mdata)
         return {k: s.get(k) for k in ("rna_key", "atac_key", "rna_layer", "atac_layer", "cell_type_key")}
 
     # ------------------------------------------------------------------------------------------- init
@@ -179,19 +184,12 @@ class Attune:
         self.module.eval()
         self.is_trained = False
         self.history = pd.DataFrame()
+        self.train_summary_: dict[str, Any] = {}
 
     @property
     def seed(self) -> int:
+        """The seed given at construction."""
         return self.init_params["seed"]
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.module.parameters()).device
-
-    @property
-    def var_names(self) -> dict[str, pd.Index]:
-        """Feature names (model order) per modality, ``{"rna": ..., "atac": ...}``."""
-        return dict(self._var_names)
 
     # ------------------------------------------------------------------------------------------- data
     def _matrices(self, mdata=None, *, modalities: Sequence[str] = _MODS) -> dict[str, sp.csr_matrix]:
@@ -242,45 +240,119 @@ class Attune:
         return idx
 
     # ------------------------------------------------------------------------------------------ train
-    def train(self, *, max_epochs: int = 20, batch_size: int = 128, lr: float = 1e-4, lr_end: float = 1e-6,
-              validation_fraction: float = 0.0, device: str = "auto", checkpoint_dir: str | os.PathLike | None = None,
-              resume: bool = True, progress_bar: bool = True, callbacks: Iterable[Callable] = ()) -> None:
+    def train(self, *, max_epochs: int | None = None, max_steps: int | None = None, batch_size: int = 128,
+              lr: float | None = None, lr_end: float | None = None, validation_fraction: float | None = None,
+              early_stopping: bool | Mapping[str, Any] | None = None, schedule: str = "auto",
+              device: str = "auto", checkpoint_dir: str | os.PathLike | None = None, resume: bool = True,
+              progress_bar: bool = True, callbacks: Iterable[Callable] = ()) -> None:
         """Contrastive pretraining (Adam, lr decaying linearly from ``lr`` to ``lr_end``).
+
+        With ``max_epochs`` and ``max_steps`` both None, ``schedule`` chooses them. ``"paper"``: the
+        paper's 20 epochs at lr 1e-4 -> 1e-6 (:data:`PAPER_SCHEDULE`). ``"auto"`` (default): the paper's
+        schedule when its 20 epochs give at least 1,000 optimisation steps (about 7,000 cells at batch
+        128); on smaller data, where those epochs under-train, :data:`SMALL_DATA_SCHEDULE`: up to 2,000
+        steps at lr 1e-3 -> 1e-5 with early stopping on the contrastive loss of 10 % held-out cells
+        (patience ~200 steps), keeping the best epoch's weights. Any argument given explicitly
+        overrides the schedule's value. What was run is in :attr:`train_summary_`, and ``history`` has
+        one row per epoch (``loss``, ``val_loss`` when cells are held out, ``lr``, ``step``).
 
         Parameters
         ----------
         max_epochs
-            Epochs (20 in the paper).
+            Epochs (20 in the paper); None: chosen by ``schedule``.
+        max_steps
+            Budget of optimisation steps (the last epoch may be partial); None: chosen by ``schedule``.
         batch_size
             Cells per batch (128; 64 for SHARE-seq in the original). A last batch of one cell is dropped.
         lr, lr_end
-            Learning rate at the first and last step.
+            Learning rate at the first and last step (None: the schedule's).
         validation_fraction
-            Held-out fraction; its loss goes to ``model.history`` as ``val_*`` columns.
+            Held-out fraction; its loss goes to ``model.history`` as ``val_*`` columns (None: the schedule's).
+        early_stopping
+            True, or a dict of :class:`~attune_lib.models.EarlyStopping` arguments (``patience`` in epochs,
+            ``min_delta``, ``restore_best``, ``monitor``): stop when the held-out loss stops improving.
+            None: the schedule's; False: never.
+        schedule
+            ``"auto"`` or ``"paper"`` (see above).
         device
             ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``.
         checkpoint_dir
             Save ``last.pt`` (weights, optimiser, scheduler, RNG states, epoch) there after every epoch.
         resume
             Continue from ``checkpoint_dir/last.pt`` when it exists; the result equals an uninterrupted run.
+            A checkpoint of other data, features or settings is refused with an error naming what differs.
         progress_bar
             tqdm bar with the running loss.
         callbacks
             ``fn(trainer, epoch, record)`` after each epoch (see :class:`attune_lib.models.Trainer`).
         """
-        source = PairedCSRSource(self._matrices())
+        mats = self._matrices()
+        plan = self._plan_schedule(mats["rna"].shape[0], batch_size=batch_size, schedule=schedule,
+                                   max_epochs=max_epochs, max_steps=max_steps, lr=lr, lr_end=lr_end,
+                                   validation_fraction=validation_fraction, early_stopping=early_stopping)
+        source = PairedCSRSource(mats)
         trainer = Trainer(
-            self.module, source, max_epochs=max_epochs, batch_size=batch_size, lr=lr, lr_end=lr_end,
-            validation_fraction=validation_fraction, seed=self.seed, device=device, checkpoint_dir=checkpoint_dir,
+            self.module, source, max_epochs=plan["max_epochs"], max_steps=plan["max_steps"], batch_size=batch_size,
+            lr=plan["lr"], lr_end=plan["lr_end"], validation_fraction=plan["validation_fraction"],
+            early_stopping=plan["early_stopping"], seed=self.seed, device=device, checkpoint_dir=checkpoint_dir,
             resume=resume, progress_bar=progress_bar, callbacks=callbacks, desc="Attune",
             fingerprint={**self.init_params, "n_genes": len(self._var_names["rna"]),
-                         "n_peaks": len(self._var_names["atac"])})
+                         "n_peaks": len(self._var_names["atac"]),
+                         "features": names_digest([*self._var_names["rna"], "|", *self._var_names["atac"]]),
+                         "data": data_digest(source.matrices["rna"], source.matrices["atac"])})
         try:
             trainer.fit()
         finally:
             self.history = trainer.history_frame()
             self.is_trained = trainer.epoch > 0
             self.module.eval()
+        self.train_summary_ = {**plan, **trainer.summary(), **_convergence(self.history)}
+        if self.train_summary_["converged"] is False:
+            logger.warning(
+                "Attune: the %s fell by %.1f %% over the last quarter of the %d steps; the model is probably "
+                "under-trained: train longer (max_steps=), raise lr, or use the default schedule='auto'",
+                self.train_summary_["monitor"], 100 * self.train_summary_["last_quarter_drop"], trainer.step)
+
+    @staticmethod
+    def _plan_schedule(n_obs: int, *, batch_size: int, schedule: str, max_epochs, max_steps, lr, lr_end,
+                       validation_fraction, early_stopping) -> dict[str, Any]:
+        """Resolve the training schedule (see :meth:`train`); explicit arguments win."""
+        if schedule not in ("auto", "paper"):
+            raise AttuneInputError(f"schedule must be 'auto' or 'paper', got {schedule!r}")
+        if int(batch_size) < 2:
+            raise AttuneInputError(f"batch_size must be >= 2, got {batch_size}")
+        base = dict(PAPER_SCHEDULE)
+        name = "paper"
+        small = SMALL_DATA_SCHEDULE
+        if max_epochs is None and max_steps is None:
+            paper_steps = PAPER_SCHEDULE["max_epochs"] * n_batches(n_obs, int(batch_size), 2)
+            if schedule == "auto" and paper_steps < small["min_steps"]:
+                name = "small_data"
+                vf = small["validation_fraction"] if validation_fraction is None else float(validation_fraction)
+                n_val = round(vf * n_obs) if vf > 0 else 0
+                spe = max(1, n_batches(n_obs - max(n_val, 1 if vf > 0 else 0), int(batch_size), 2))
+                base = {"max_epochs": math.ceil(small["max_steps"] / spe), "max_steps": small["max_steps"],
+                        "lr": small["lr"], "lr_end": small["lr_end"], "validation_fraction": vf,
+                        "early_stopping": {"patience": max(5, math.ceil(small["patience_steps"] / spe)),
+                                           "min_delta": small["min_delta"], "restore_best": True}}
+        else:
+            name = "user"
+            if max_epochs is None:  # a step budget alone: as many epochs as it needs
+                spe = max(1, n_batches(n_obs, int(batch_size), 2))
+                base["max_epochs"] = math.ceil(int(max_steps) / spe) + 1
+            else:
+                base["max_epochs"] = int(max_epochs)
+            base["max_steps"] = max_steps
+        plan = {"schedule": name, **base}
+        for key, value in (("lr", lr), ("lr_end", lr_end), ("validation_fraction", validation_fraction),
+                           ("early_stopping", early_stopping)):
+            if value is not None:
+                plan[key] = value
+        if plan["early_stopping"] is not None and plan["early_stopping"] is not False \
+                and not plan["validation_fraction"]:
+            raise AttuneInputError("early_stopping watches the held-out contrastive loss; "
+                                   "pass validation_fraction > 0 (e.g. 0.1)")
+        return plan
 
     # ------------------------------------------------------------------------------------- inference
     @torch.no_grad()
@@ -486,76 +558,67 @@ class Attune:
         predict_rna_from_atac(self, mdata, layer=layer, align=align, predictor=predictor, refit=refit,
                               batch_size=batch_size, **train_kwargs)
 
+    def _extra_attrs(self) -> dict[str, Any]:
+        summary = {k: v for k, v in self.train_summary_.items() if not isinstance(v, float) or math.isfinite(v)}
+        return {"train_summary": summary}
+
+    def _save_files(self, tmp: Path) -> None:
+        predictor = getattr(self, "rna_predictor_", None)
+        if predictor is not None:  # the fine-tuned prediction network cached by predict_rna_from_atac
+            predictor.save(tmp / _PREDICTOR_DIR)
+
     def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save weights, init parameters, setup, feature names and history to a directory, atomically.
 
-        The prediction network cached by :meth:`predict_rna_from_atac` (``rna_predictor_``) is saved
-        with it (``rna_predictor.pt``) and restored by :meth:`load`.
+        The directory format is shared by every model (see :mod:`attune_lib.models.base`). The prediction
+        network cached by :meth:`predict_rna_from_atac` (``rna_predictor_``) is saved with it (in
+        ``rna_predictor/``) and restored by :meth:`load`.
 
-        The files are written to a temporary sibling directory that is then renamed to ``dir_path``, so
-        an interrupted save never leaves a half-written model.
+        Parameters
+        ----------
+        dir_path
+            Output directory; written to a temporary sibling directory that is then renamed, so an
+            interrupted save never leaves a half-written model.
+        overwrite
+            Replace an existing directory.
         """
-        path = Path(dir_path)
-        if path.exists() and not overwrite:
-            raise AttuneInputError(f"{path} already exists; pass overwrite=True to replace it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
-            state = {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
-            torch.save(state, tmp / "model.pt")
-            attrs = {"format": _FORMAT, "init_params": self.init_params, "setup": self._setup,
-                     "is_trained": self.is_trained,
-                     "var_names": {m: [str(v) for v in self._var_names[m]] for m in _MODS}}
-            (tmp / "attr.json").write_text(json.dumps(attrs))
-            if len(self.history):
-                self.history.to_csv(tmp / "history.csv")
-            predictor = getattr(self, "rna_predictor_", None)
-            if predictor is not None:  # the fine-tuned prediction network cached by predict_rna_from_atac
-                predictor.save(tmp / _PREDICTOR_FILE)
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        super().save(dir_path, overwrite=overwrite)
 
     @classmethod
-    def load(cls, dir_path: str | os.PathLike, mdata, *, device: str = "cpu") -> Attune:
+    def load(cls, dir_path: str | os.PathLike, mdata, *, device: str = "auto") -> Attune:
         """Load a model saved with :meth:`save` onto ``mdata`` (same features, any order).
 
-        ``mdata`` is set up with the saved settings when it has no ``_attune_setup`` yet.
+        Every file is read and checked (a damaged file is named in the error) and ``mdata`` is validated
+        (modalities, layers, values, features) before anything is written to it; ``mdata`` is then set up
+        with the saved settings when it has no Attune setup yet.
+
+        Parameters
+        ----------
+        dir_path
+            Directory written by :meth:`save`.
+        mdata
+            MuData with the model's features (any order).
+        device
+            ``"auto"``, ``"cpu"`` or ``"cuda"``.
         """
-        path = Path(dir_path)
-        attr_file = path / "attr.json"
-        if not attr_file.exists() or not (path / "model.pt").exists():
-            raise AttuneInputError(f"{path} is not a saved Attune model (attr.json/model.pt missing)")
-        attrs = json.loads(attr_file.read_text())
-        if attrs.get("format") != _FORMAT:
-            raise AttuneInputError(f"{attr_file}: unknown format {attrs.get('format')!r}, expected {_FORMAT!r}")
-        setup = attrs["setup"]
-        if _SETUP_KEY not in mdata.uns:
-            cls.setup_mudata(mdata, **setup)
-        var_names = {m: pd.Index(attrs["var_names"][m]) for m in _MODS}
+        return super().load(dir_path, mdata, device=device)
+
+    @classmethod
+    def _from_saved(cls, saved: SavedModel, mdata) -> Attune:
+        setup = {k: saved.setup.get(k) for k in ("rna_key", "atac_key", "rna_layer", "atac_layer", "cell_type_key")}
+        missing = [m for m in _MODS if m not in saved.var_names]
+        if missing:
+            raise AttuneInputError(f"{saved.path / 'var_names.json'} lacks the modalities {missing}")
         self = cls.__new__(cls)
-        self._build(mdata, setup, var_names, attrs["init_params"])
-        self._matrices(mdata)  # checks modalities, layers, values and features
-        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
-        self.module.load_state_dict(state)
-        self.module.to(resolve_device(device)).eval()
-        self.is_trained = bool(attrs.get("is_trained", False))
-        hist = path / "history.csv"
-        self.history = pd.read_csv(hist, index_col="epoch") if hist.exists() else pd.DataFrame()
-        if (path / _PREDICTOR_FILE).exists():
+        self._build(mdata, setup, {m: saved.var_names[m] for m in _MODS}, saved.init_params)
+        self._matrices(mdata)  # checks modalities, layers, values and features; writes nothing
+        self._load_state(self.module, saved)
+        self.train_summary_ = dict(saved.extra.get("train_summary", {}))
+        sub, legacy = saved.path / _PREDICTOR_DIR, saved.path / _LEGACY_PREDICTOR_FILE
+        if sub.exists() or legacy.exists():
             from ._prediction import RNAPredictor
 
-            self.rna_predictor_ = RNAPredictor.load(path / _PREDICTOR_FILE)
+            self.rna_predictor_ = RNAPredictor.load(sub if sub.exists() else legacy, device="cpu")
         return self
 
     # ------------------------------------------------------------------------------------------- repr
@@ -579,3 +642,22 @@ class Attune:
             f"seed={p['seed']}\n"
             f"  {n_par:,} parameters on {self.device}"
         )
+
+
+def _convergence(history: pd.DataFrame) -> dict[str, Any]:
+    """Whether the monitored loss (``val_loss`` when present, else ``loss``) still fell at the end.
+
+    ``last_quarter_drop`` is the relative decrease of a least-squares line through the losses of the
+    epochs in the last quarter of the steps; ``converged`` is True below 1 %, None with fewer than 4 epochs.
+    """
+    col = "val_loss" if "val_loss" in history else "loss"
+    if len(history) < 4 or col not in history or "step" not in history:
+        return {"monitor": col, "last_quarter_drop": float("nan"), "converged": None}
+    steps = history["step"].to_numpy(dtype=float)
+    vals = history[col].to_numpy(dtype=float)
+    tail = steps >= steps[-1] * 0.75
+    if tail.sum() < 2:
+        tail[-2:] = True
+    slope = np.polyfit(steps[tail], vals[tail], 1)[0]
+    drop = float(-slope * 0.25 * steps[-1] / max(abs(vals[-1]), 1e-12))
+    return {"monitor": col, "last_quarter_drop": drop, "converged": bool(drop < 0.01)}

@@ -36,7 +36,8 @@ from torch import nn
 from .._utils import AttuneInputError, as_csr, check_values, get_modality, name_mismatch
 from ._attune_nn import StudentEncoder
 from ._data import CSRBatch, csr_batch
-from ._training import StopTraining, Trainer, atomic_torch_save
+from ._training import EarlyStopping, Trainer
+from .base import BaseModel, SavedModel, data_digest, names_digest
 
 __all__ = [
     "RNAPredictionModule",
@@ -182,48 +183,11 @@ class _RegressionSource:
         return {"atac": csr_batch(self.X, idx), "y": torch.from_numpy(_dense(y))}
 
 
-class _BestEpoch:
-    """Callback: keep the weights of the epoch with the lowest validation loss; stop after ``patience``
-    epochs without an improvement larger than ``min_delta``."""
-
-    def __init__(self, module: nn.Module, *, patience: int | None, min_delta: float, monitor: str = "val_loss",
-                 path: Path | None = None):
-        self.module = module
-        self.patience = patience
-        self.min_delta = float(min_delta)
-        self.monitor = monitor
-        self.path = path
-        self.best = np.inf
-        self.best_epoch = 0
-        self.state: dict[str, torch.Tensor] | None = None
-        self.stopped_early = False
-
-    def resume_from(self, history: list[dict[str, float]]) -> None:
-        """Rebuild the tracker after resuming from a checkpoint (needs ``best.pt``)."""
-        if not history or self.path is None or not self.path.exists():
-            return
-        vals = [r[self.monitor] for r in history]
-        i = int(np.argmin(vals))
-        self.best, self.best_epoch = float(vals[i]), int(history[i]["epoch"])
-        self.state = torch.load(self.path, map_location="cpu", weights_only=True)
-
-    def __call__(self, trainer, epoch: int, record: dict[str, float]) -> None:
-        val = float(record[self.monitor])
-        if val < self.best - self.min_delta or self.state is None:
-            self.best, self.best_epoch = val, int(epoch)
-            self.state = {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
-            if self.path is not None:
-                atomic_torch_save(self.state, self.path)
-        elif self.patience is not None and epoch - self.best_epoch >= self.patience:
-            self.stopped_early = True
-            raise StopTraining
-
-
 _PREDICTOR_FORMAT = "attune_companion.RNAPredictor/1"
 
 
 # ---------------------------------------------------------------------------------------- predictor
-class RNAPredictor:
+class RNAPredictor(BaseModel):
     """Predict log-normalised RNA expression from ATAC (the Attune prediction network).
 
     Build it with :meth:`from_attune` (fine-tune the pretrained ATAC student) or :meth:`de_novo`
@@ -279,6 +243,10 @@ class RNAPredictor:
             self.module = RNAPredictionModule(encoder.cpu(), len(self.gene_names), n_head=n_head)
         self.module.eval()
         self.n_head = int(n_head)
+        self.init_params = {"n_head": self.n_head, "seed": self.seed, "origin": origin,
+                            "n_hidden": int(encoder.fc1.weight.shape[1]), "n_latent": int(encoder.fc2.out_features),
+                            "dropout": float(encoder.dropout.p), "value_batchnorm": encoder.value_bn is not None}
+        self._var_names = {"atac": self.peak_names, "rna": self.gene_names}
         self.history = pd.DataFrame()
         self.best_epoch: int | None = None
         self.stopped_early = False
@@ -475,29 +443,27 @@ class RNAPredictor:
                 self.module.out.bias.copy_(torch.from_numpy(mean))
         source = _RegressionSource(X[fit], Yf, fit)
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
-        tracker = _BestEpoch(self.module, patience=patience, min_delta=min_delta,
-                             path=None if ckpt is None else ckpt / "best.pt")
+        # the epoch kept is the best on the validation cells; patience=None runs every epoch
+        stopping = EarlyStopping(monitor="val_loss", patience=int(max_epochs) + 1 if patience is None else int(patience),
+                                 min_delta=min_delta, restore_best=True)
         trainer = Trainer(
             self.module, source, max_epochs=max_epochs, batch_size=batch_size, lr=lr, lr_end=None,
             validation_fraction=0.0, seed=self.seed, device=device, checkpoint_dir=ckpt, resume=resume,
-            progress_bar=progress_bar, callbacks=[tracker, *callbacks], desc=desc or f"RNA from ATAC ({self.origin})",
+            progress_bar=progress_bar, callbacks=callbacks, desc=desc or f"RNA from ATAC ({self.origin})",
+            early_stopping=stopping,
             fingerprint={"origin": self.origin, "n_head": self.n_head, "n_genes": len(self.gene_names),
-                         "n_peaks": len(self.peak_names), "n_train": int(tr.size), "n_val": int(va.size)},
+                         "n_peaks": len(self.peak_names), "n_train": int(tr.size), "n_val": int(va.size),
+                         "features": names_digest([*self.peak_names, "|", *self.gene_names]),
+                         "data": data_digest(source.X, Yf, fit)},
             # positions 0..len(tr)-1 of the source are the training cells, the rest validation
             split=(np.arange(tr.size), np.arange(tr.size, fit.size)))
-        if resume and trainer.checkpoint_path is not None and trainer.checkpoint_path.exists():
-            state = torch.load(trainer.checkpoint_path, map_location="cpu", weights_only=True)
-            tracker.resume_from([dict(r) for r in state.get("history", [])])
         try:
             trainer.fit()
         finally:
-            hist = trainer.history_frame()
-            self.history = hist
-            if tracker.state is not None:
-                self.module.load_state_dict(tracker.state)
+            self.history = trainer.history_frame()
             self.module.eval()
-        self.best_epoch = tracker.best_epoch
-        self.stopped_early = tracker.stopped_early
+        self.best_epoch = trainer.best_epoch
+        self.stopped_early = trainer.stopped_early
         self.is_trained = True
         self.train_indices_, self.val_indices_ = tr, va
         self.touched_indices_ = np.sort(fit[source.touched])
@@ -570,42 +536,83 @@ class RNAPredictor:
         return self.gene_names.get_indexer(names)
 
     # ------------------------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
-        """Save the network, its features, settings, split and history to one file, atomically.
+    def _setup_to_save(self) -> dict[str, Any]:
+        return dict(self.setup)
+
+    def _extra_attrs(self) -> dict[str, Any]:
+        return {"best_epoch": self.best_epoch, "stopped_early": bool(self.stopped_early),
+                "pretrained_fingerprint": self.pretrained_fingerprint}
+
+    def _extra_tensors(self) -> dict[str, Any]:
+        return {k: torch.as_tensor(getattr(self, k), dtype=torch.int64)
+                for k in ("train_indices_", "val_indices_", "touched_indices_")}
+
+    def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save the network, its features, settings, split and history to a directory, atomically.
+
+        The directory format is shared by every model (see :mod:`attune_lib.models.base`).
 
         Parameters
         ----------
-        path
-            File to write (conventionally ``*.pt``); written to a temporary file, then renamed.
+        dir_path
+            Output directory; written to a temporary sibling directory, then renamed.
         overwrite
-            Replace an existing file.
+            Replace an existing directory.
         """
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise AttuneInputError(f"{path} already exists; pass overwrite=True to replace it")
-        enc = self.module.encoder
-        obj = {
-            "format": _PREDICTOR_FORMAT,
-            "state": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
-            "peak_names": list(self.peak_names), "gene_names": list(self.gene_names),
-            "encoder": {"n_hidden": enc.fc1.weight.shape[1], "n_latent": enc.fc2.out_features,
-                        "dropout": float(enc.dropout.p), "value_batchnorm": enc.value_bn is not None},
-            "n_head": self.n_head, "seed": self.seed, "setup": dict(self.setup), "origin": self.origin,
-            "is_trained": self.is_trained, "best_epoch": self.best_epoch, "stopped_early": self.stopped_early,
-            "pretrained_fingerprint": self.pretrained_fingerprint,
-            "indices": {k: getattr(self, k).tolist() for k in ("train_indices_", "val_indices_", "touched_indices_")},
-            "history": {c: self.history[c].tolist() for c in self.history.columns},
-            "history_index": self.history.index.tolist(), "history_index_name": self.history.index.name,
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(obj, path)
+        super().save(dir_path, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> RNAPredictor:
-        """Load a predictor written by :meth:`save` (on the CPU)."""
-        path = Path(path)
-        if not path.is_file():
+    def load(cls, dir_path: str | os.PathLike, mdata=None, *, device: str = "auto") -> RNAPredictor:
+        """Load a predictor written by :meth:`save` (a single ``.pt`` file of older versions is read too).
+
+        Parameters
+        ----------
+        dir_path
+            Directory written by :meth:`save`.
+        mdata
+            Optional MuData whose ATAC peaks are checked against the predictor's (nothing is written to it).
+        device
+            ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        """
+        from .._utils import resolve_device
+
+        path = Path(dir_path)
+        if path.is_file():
+            self = cls._load_legacy_file(path)
+            self.module.to(resolve_device(device))
+            return self
+        if not path.exists():
             raise AttuneInputError(f"{path}: no saved RNAPredictor there")
+        self = super().load(path, mdata, device=device)
+        if mdata is not None:
+            self.atac_matrix(mdata)
+        return self
+
+    @classmethod
+    def _from_saved(cls, saved: SavedModel, mdata) -> RNAPredictor:
+        p = saved.init_params
+        missing = [m for m in ("atac", "rna") if m not in saved.var_names]
+        if missing:
+            raise AttuneInputError(f"{saved.path / 'var_names.json'} lacks the modalities {missing}")
+        enc = StudentEncoder(len(saved.var_names["atac"]), n_hidden=p["n_hidden"], n_latent=p["n_latent"],
+                             dropout=p["dropout"], value_batchnorm=p["value_batchnorm"])
+        self = cls(enc, saved.var_names["atac"], saved.var_names["rna"], n_head=p["n_head"], seed=p["seed"],
+                   setup=saved.setup, origin=p["origin"])
+        cls._load_state(self.module, saved)
+        extra = saved.extra
+        self.best_epoch = extra.get("best_epoch")
+        self.stopped_early = bool(extra.get("stopped_early", False))
+        self.pretrained_fingerprint = extra.get("pretrained_fingerprint")
+        for k, v in saved.weights.get("extra", {}).items():
+            setattr(self, k, v.numpy().astype(np.int64))
+        return self
+
+    def _register_loaded(self, saved: SavedModel, mdata) -> None:
+        """A predictor reads its setup from its own files; nothing is recorded in ``mdata``."""
+
+    @classmethod
+    def _load_legacy_file(cls, path: Path) -> RNAPredictor:
+        """Read the single-file format of earlier versions."""
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated/foreign file: name it

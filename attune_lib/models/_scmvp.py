@@ -13,11 +13,10 @@ See ``docs/scmvp.md`` for the architecture and every design choice.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,21 +28,17 @@ from .._utils import (
     as_csr,
     check_values,
     get_modality,
-    progress,
-    resolve_device,
     set_seed,
 )
 from ._scmvp_module import ScMVPModule
-from ._training import atomic_torch_save
+from ._training import Phase, Trainer
+from .base import BaseModel, SavedModel, data_digest, names_digest
 
 logger = logging.getLogger("attune_lib")
 
 __all__ = ["ScMVP"]
 
-_SETUP_UNS_KEY = "scmvp_setup"
-_CHECKPOINT_NAME = "scmvp_checkpoint.pt"
-_MODEL_NAME = "model.pt"
-_HISTORY_KEYS = ("phase", "epoch", "loss", "reconst_rna", "reconst_atac", "kl", "cycle", "seconds")
+_SETUP_FIELDS = ("rna_key", "atac_key", "rna_layer", "atac_layer", "atac_transform")
 
 
 # ---------------------------------------------------------------------------- data helpers
@@ -64,14 +59,6 @@ def _get_matrix(adata, layer: str | None, *, modality: str):
     return adata.layers[layer]
 
 
-def _is_integer_matrix(X) -> bool:
-    data = X.data if sp.issparse(X) else np.asarray(X).ravel()
-    if data.size == 0:
-        return True
-    sample = data[:: max(1, data.size // 200_000)]
-    return bool(np.all(np.abs(sample - np.round(sample)) < 1e-6))
-
-
 def _tfidf(counts: sp.csr_matrix, idf: np.ndarray, scale_factor: float = 1e4) -> sp.csr_matrix:
     """``log1p(counts / cell_total * idf * scale_factor)`` with a fixed ``idf`` (Signac method 1)."""
     X = sp.csr_matrix(counts, dtype=np.float64)
@@ -90,39 +77,34 @@ def _idf(counts: sp.csr_matrix) -> np.ndarray:
 
 
 class _PairedData:
-    """Paired CSR matrices (RNA counts, ATAC TF-IDF); mini-batches are densified on demand."""
+    """Paired CSR matrices (RNA counts, ATAC TF-IDF); mini-batches are densified on demand.
+
+    Also the :class:`~attune_lib.models.Trainer` data source: ``get_batch(idx)`` returns ``(x, y)``.
+    """
 
     def __init__(self, rna: sp.csr_matrix, atac: sp.csr_matrix):
         self.rna = rna
         self.atac = atac
         self.n_obs = rna.shape[0]
 
+    def get_batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.sort(idx)
+        return torch.from_numpy(self.rna[idx].toarray()), torch.from_numpy(self.atac[idx].toarray())
+
     def batch(self, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(self.rna[idx].toarray())
-        y = torch.from_numpy(self.atac[idx].toarray())
+        x, y = self.get_batch(idx)
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
-def _make_adam(params, **kwargs) -> torch.optim.Adam:
-    """Adam with the fused kernel where this torch supports it (3x faster steps on CPU), else the default."""
-    try:
-        return torch.optim.Adam(params, fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):  # pragma: no cover - older torch / unsupported device
-        return torch.optim.Adam(params, **kwargs)
+def _phase_loss(phase: str) -> Callable:
+    def loss(module, batch):
+        return module.loss(batch[0], batch[1], phase=phase)
 
-
-def _rng_state_to_json(rng: np.random.Generator) -> str:
-    return json.dumps(rng.bit_generator.state)
-
-
-def _rng_from_json(state: str) -> np.random.Generator:
-    rng = np.random.default_rng()
-    rng.bit_generator.state = json.loads(state)
-    return rng
+    return loss
 
 
 # -------------------------------------------------------------------------------- model
-class ScMVP:
+class ScMVP(BaseModel):
     """scMVP: multi-view VAE with a Gaussian-mixture prior for paired RNA + ATAC (Li et al. 2022).
 
     Parameters
@@ -157,12 +139,7 @@ class ScMVP:
         cycle_weight: float = 1.0,
         seed: int = 0,
     ):
-        registry = mdata.uns.get(_SETUP_UNS_KEY) if hasattr(mdata, "uns") else None
-        if registry is None:
-            raise AttuneInputError(
-                f"MuData is not set up for scMVP (mdata.uns[{_SETUP_UNS_KEY!r}] missing); "
-                "call ScMVP.setup_mudata(mdata) first"
-            )
+        registry = self._registered(mdata)
         for name, value, low in (
             ("n_latent", n_latent, 1), ("n_hidden", n_hidden, 1), ("n_components", n_components, 1), ("n_heads", n_heads, 1)
         ):
@@ -182,19 +159,28 @@ class ScMVP:
         self._data = data
         if n_components > data.n_obs:
             raise AttuneInputError(f"n_components={n_components} exceeds the number of cells ({data.n_obs})")
-        self.init_kwargs = {
+        self.init_params = {
             "n_latent": int(n_latent), "n_hidden": int(n_hidden), "n_components": int(n_components),
             "n_heads": int(n_heads), "dropout_rate": float(dropout_rate), "cycle_weight": float(cycle_weight), "seed": self.seed,
         }
+        self._var_names = {"rna": pd.Index(self.registry["gene_names"]), "atac": pd.Index(self.registry["peak_names"])}
         set_seed(self.seed)
         self.module = ScMVPModule(
             data.rna.shape[1], data.atac.shape[1],
             n_latent=n_latent, n_hidden=n_hidden, n_components=n_components,
             n_heads=n_heads, dropout_rate=dropout_rate, cycle_weight=cycle_weight,
         )
-        self.device = torch.device("cpu")
-        self.history: dict[str, list] = {k: [] for k in _HISTORY_KEYS}
+        self.history = pd.DataFrame()
         self.is_trained = False
+
+    @property
+    def init_kwargs(self) -> dict[str, Any]:
+        """Alias of :attr:`init_params` (the constructor's arguments)."""
+        return self.init_params
+
+    @property
+    def _setup(self) -> dict[str, Any]:
+        return {k: self.registry.get(k) for k in _SETUP_FIELDS}
 
     def __repr__(self) -> str:
         m = self.module
@@ -214,7 +200,7 @@ class ScMVP:
         atac_layer: str | None = None,
         atac_transform: str | None = "auto",
     ) -> None:
-        """Register the modalities and layers scMVP reads (validated; written to ``mdata.uns``).
+        """Register the modalities and layers scMVP reads (validated; written to ``mdata.uns["_attune_lib_setup"]``).
 
         Parameters
         ----------
@@ -236,6 +222,12 @@ class ScMVP:
             raise AttuneInputError(f"atac_transform must be 'auto', 'tfidf' or None, got {atac_transform!r}")
         rna = get_modality(mdata, rna_key, role="RNA")
         atac = get_modality(mdata, atac_key, role="ATAC")
+        # the RNA likelihood is a negative binomial: it needs raw counts, whatever the input state
+        from .._access import get_matrix, matrix_state
+
+        explicit = None if (rna_layer == "counts" and "counts" not in rna.layers) else rna_layer
+        get_matrix(rna, "counts", layer=explicit, where=f"mdata[{rna_key!r}]", allow_binary=False,
+                   step="ScMVP (negative-binomial RNA likelihood)", param="rna_layer")
         X = _get_matrix(rna, rna_layer, modality=rna_key)
         Y = _get_matrix(atac, atac_layer, modality=atac_key)
         check_values(X, name=f"mdata[{rna_key!r}]{_layer_name(rna_layer)}")
@@ -249,22 +241,16 @@ class ScMVP:
         if rna.n_obs < 2:
             raise AttuneInputError(f"need at least 2 cells, got {rna.n_obs}")
         if atac_transform == "auto":
-            atac_transform = "tfidf" if _is_integer_matrix(Y) else None
-        mdata.uns[_SETUP_UNS_KEY] = {
-            "rna_key": rna_key,
-            "atac_key": atac_key,
-            # None is stored as "" (h5mu cannot store None)
-            "rna_layer": "" if rna_layer is None else rna_layer,
-            "atac_layer": "" if atac_layer is None else atac_layer,
-            "atac_transform": "" if atac_transform is None else atac_transform,
-        }
+            atac_transform = "tfidf" if matrix_state(atac, atac_layer) != "log-normalised" else None
+        ScMVP._register(mdata, {"rna_key": rna_key, "atac_key": atac_key, "rna_layer": rna_layer,
+                                "atac_layer": atac_layer, "atac_transform": atac_transform})
 
     @staticmethod
     def _build_data(mdata, registry: dict, *, fit: bool) -> tuple[_PairedData, dict]:
         """Read and validate the registered matrices; ``fit`` computes the IDF, otherwise it is reused."""
         rna_key, atac_key = registry["rna_key"], registry["atac_key"]
-        rna_layer = registry["rna_layer"] or None
-        atac_layer = registry["atac_layer"] or None
+        rna_layer = registry.get("rna_layer") or None
+        atac_layer = registry.get("atac_layer") or None
         rna = get_modality(mdata, rna_key, role="RNA")
         atac = get_modality(mdata, atac_key, role="ATAC")
         if rna.n_obs != atac.n_obs or not np.array_equal(rna.obs_names.values, atac.obs_names.values):
@@ -286,7 +272,7 @@ class ScMVP:
             fitted["peak_names"] = [str(v) for v in atac.var_names]
         rna_csr = as_csr(X)
         Y_csr = as_csr(Y)
-        if registry["atac_transform"] == "tfidf":
+        if registry.get("atac_transform") == "tfidf":
             if fit:
                 idf = _idf(Y_csr)
                 fitted["idf"] = idf.astype(np.float64)
@@ -316,10 +302,12 @@ class ScMVP:
         checkpoint_dir: str | os.PathLike | None = None,
         resume: bool = False,
         progress_bar: bool = True,
+        callbacks: Iterable[Callable] = (),
     ) -> None:
         """Pretrain the RNA and ATAC channels, initialise the mixture prior, then train jointly.
 
-        Phases (each with a fresh Adam: ``lr``, ``eps=adam_eps``, ``weight_decay``):
+        The stages are phases of one :class:`~attune_lib.models.Trainer` run (each with a fresh Adam:
+        ``lr``, ``eps=adam_eps``, ``weight_decay``, constant learning rate):
 
         1. ``"rna"``: ``pretrain_epochs[0]`` epochs of the RNA channel as a VAE (standard-normal prior);
         2. ``"atac"``: ``pretrain_epochs[1]`` epochs of the ATAC channel;
@@ -333,7 +321,7 @@ class ScMVP:
         Parameters
         ----------
         max_epochs
-            Joint epochs, warm-up included (the scMVP default is 15).
+            Joint epochs, warm-up included (the scMVP default is 15; at least 1).
         pretrain_epochs
             ``(rna, atac)`` pretraining epochs; ``(0, 0)`` skips pretraining.
         warmup_epochs
@@ -344,76 +332,68 @@ class ScMVP:
         lr, weight_decay, adam_eps
             Adam settings.
         device
-            ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
+            ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
         checkpoint_dir
-            If given, a checkpoint (``scmvp_checkpoint.pt``) is written atomically after every epoch.
+            If given, a checkpoint (``last.pt``) is written atomically after every epoch.
         resume
-            Continue from the checkpoint in ``checkpoint_dir`` (same data and settings) when present.
+            Continue from the checkpoint in ``checkpoint_dir`` when present. It must have been written
+            with the same data, features, model settings, schedule, ``lr``, ``batch_size``, ``adam_eps``
+            and ``weight_decay``; otherwise an error names what differs.
         progress_bar
             Show a tqdm progress bar.
+        callbacks
+            ``fn(trainer, epoch, record)`` after each epoch (see :class:`~attune_lib.models.Trainer`).
 
         Notes
         -----
-        Losses per epoch are appended to :attr:`history` (a dict of lists keyed by
-        ``phase, epoch, loss, reconst_rna, reconst_atac, kl, cycle, seconds``). Calling ``train``
-        again on a trained model runs the joint phase only (``max_epochs`` more epochs).
+        Losses per epoch are in :attr:`history` (a DataFrame indexed by epoch with the columns
+        ``phase, loss, reconst_rna, reconst_atac, kl, cycle, lr, step, time_s``). Calling ``train``
+        again on a trained model runs the joint phase only (``max_epochs`` more epochs) and appends to
+        the history.
         """
         pre = tuple(pretrain_epochs) if pretrain_epochs is not None else (0, 0)
         if len(pre) != 2 or any((not isinstance(e, (int, np.integer))) or e < 0 for e in pre):
             raise AttuneInputError(f"pretrain_epochs must be two non-negative integers (rna, atac), got {pretrain_epochs!r}")
-        if not isinstance(max_epochs, (int, np.integer)) or max_epochs < 0:
-            raise AttuneInputError(f"max_epochs must be a non-negative integer, got {max_epochs!r}")
+        if not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
+            raise AttuneInputError(f"max_epochs must be a positive integer (joint epochs), got {max_epochs!r}")
         if not isinstance(warmup_epochs, (int, np.integer)) or warmup_epochs < 0:
             raise AttuneInputError(f"warmup_epochs must be a non-negative integer, got {warmup_epochs!r}")
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
             raise AttuneInputError(f"batch_size must be an integer >= 2, got {batch_size!r}")
         if lr <= 0:
             raise AttuneInputError(f"lr must be positive, got {lr!r}")
-        ckpt_path = Path(checkpoint_dir) / _CHECKPOINT_NAME if checkpoint_dir is not None else None
-        if resume and ckpt_path is None:
+        if resume and checkpoint_dir is None:
             raise AttuneInputError("resume=True needs checkpoint_dir")
 
-        self.device = resolve_device(device)
-        self.module.to(self.device)
         if self.is_trained:
-            phases = [("joint", int(max_epochs))]
+            stages = [("joint", int(max_epochs))]
         else:
             warm = min(int(warmup_epochs), int(max_epochs))
-            phases = [("rna", int(pre[0])), ("atac", int(pre[1])), ("warmup", warm), ("joint", int(max_epochs) - warm)]
+            stages = [("rna", int(pre[0])), ("atac", int(pre[1])), ("warmup", warm), ("joint", int(max_epochs) - warm)]
+        phases = [
+            Phase(name, n, parameters=lambda m, name=name: self._phase_parameters(name), loss=_phase_loss(name),
+                  on_start=self._init_prior_once if name == "joint" else None)
+            for name, n in stages
+        ]
+        previous = self.history
         # a further train() call continues with fresh (but reproducible) shuffling and sampling
-        n_done = len(self.history["epoch"])
-        rng = np.random.default_rng([self.seed, n_done])
-        torch.manual_seed(self.seed + 1_000_003 * n_done)
-        start_phase, start_epoch, opt_state = 0, 0, None
-        if resume and ckpt_path.exists():
-            start_phase, start_epoch, opt_state, rng = self._load_checkpoint(ckpt_path, phases)
-
-        total = sum(e for _, e in phases)
-        done = sum(e for _, e in phases[:start_phase]) + start_epoch
-        bar = progress(total=total, initial=done, enabled=progress_bar, desc="scMVP", unit="epoch")
+        seed = self.seed + 1_000_003 * len(previous)
+        trainer = Trainer(
+            self.module, self._data, phases=phases, batch_size=int(batch_size), lr=lr, lr_end=None,
+            weight_decay=weight_decay, adam_eps=adam_eps, seed=seed, device=device, checkpoint_dir=checkpoint_dir,
+            resume=resume, progress_bar=progress_bar, callbacks=callbacks, desc="scMVP",
+            fingerprint={**self.init_params, "n_genes": self.module.n_genes, "n_peaks": self.module.n_peaks,
+                         "features": names_digest([*self._var_names["rna"], "|", *self._var_names["atac"]]),
+                         "data": data_digest(self._data.rna, self._data.atac), "continued_from": len(previous)})
         try:
-            for p_idx in range(start_phase, len(phases)):
-                phase, n_epochs = phases[p_idx]
-                first = start_epoch if p_idx == start_phase else 0
-                if first >= n_epochs:
-                    continue
-                if phase == "joint" and not int(self.module.gmm_initialised):
-                    self._init_prior()
-                params = self._phase_parameters(phase)
-                opt = _make_adam(params, lr=lr, eps=adam_eps, weight_decay=weight_decay)
-                if opt_state is not None and p_idx == start_phase:
-                    opt.load_state_dict(opt_state)
-                for epoch in range(first, n_epochs):
-                    t0 = time.perf_counter()
-                    stats = self._run_epoch(phase, opt, rng, batch_size)
-                    stats["seconds"] = time.perf_counter() - t0
-                    self._log_epoch(phase, epoch, stats)
-                    bar.update(1)
-                    bar.set_postfix(phase=phase, loss=f"{stats['loss']:.4g}")
-                    if ckpt_path is not None:
-                        self._save_checkpoint(ckpt_path, p_idx, epoch + 1, phases, opt, rng)
+            trainer.fit()
         finally:
-            bar.close()
+            new = trainer.history_frame()
+            if len(previous) and len(new):
+                new.index = new.index + int(previous.index.max())
+                new["step"] = new["step"] + int(previous["step"].iloc[-1])
+            self.history = pd.concat([previous, new]) if len(previous) else new
+            self.module.eval()
         if not int(self.module.gmm_initialised):
             self._init_prior()
         self.module.eval()
@@ -432,85 +412,16 @@ class ScMVP:
             return list(m.parameters())
         return [p for mod in mods for p in mod.parameters()]
 
-    def _run_epoch(self, phase: str, opt: torch.optim.Optimizer, rng: np.random.Generator, batch_size: int) -> dict:
-        self.module.train()
-        n = self._data.n_obs
-        perm = rng.permutation(n)
-        sums = {k: 0.0 for k in ("loss", "reconst_rna", "reconst_atac", "kl", "cycle")}
-        seen = 0
-        for start in range(0, n, batch_size):
-            idx = np.sort(perm[start : start + batch_size])
-            if len(idx) < 2:  # BatchNorm needs two cells
-                continue
-            x, y = self._data.batch(idx, self.device)
-            out = self.module.loss(x, y, phase=phase)
-            if not torch.isfinite(out["loss"]):
-                raise FloatingPointError(f"scMVP loss became {out['loss'].item()} in phase {phase!r}; try a lower lr")
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            opt.step()
-            for k in sums:
-                sums[k] += float(out[k].detach()) * len(idx)
-            seen += len(idx)
-        return {k: v / max(seen, 1) for k, v in sums.items()}
-
-    def _log_epoch(self, phase: str, epoch: int, stats: dict) -> None:
-        self.history["phase"].append(phase)
-        self.history["epoch"].append(int(epoch))
-        for k in _HISTORY_KEYS[2:]:
-            self.history[k].append(float(stats[k]))
+    def _init_prior_once(self, trainer=None) -> None:
+        """Fit the mixture prior unless it already is (a continued or resumed run keeps it)."""
+        if not int(self.module.gmm_initialised):
+            self._init_prior()
 
     @torch.no_grad()
     def _init_prior(self) -> None:
         """Fit a diagonal GaussianMixture on the (pretrained) joint latent means and copy it into the prior."""
         latent = self._posterior_arrays(self._data, need=("latent",), use_gamma=False)["latent"]
         self.module.init_prior_from_gmm(latent, seed=self.seed)
-
-    # ------------------------------------------------------------------- checkpoints
-    def _save_checkpoint(self, path: Path, phase_index: int, epoch_in_phase: int, phases, opt, rng) -> None:
-        atomic_torch_save(
-            {
-                "format": "attune_lib.ScMVP.checkpoint/1",
-                "phases": [list(p) for p in phases],
-                "phase_index": phase_index,
-                "epoch_in_phase": epoch_in_phase,
-                "module": self.module.state_dict(),
-                "optimizer": opt.state_dict(),
-                "history": self.history,
-                "init_kwargs": self.init_kwargs,
-                "n_genes": self.module.n_genes,
-                "n_peaks": self.module.n_peaks,
-                "numpy_rng": _rng_state_to_json(rng),
-                "torch_rng": torch.get_rng_state(),
-            },
-            path,
-        )
-
-    def _load_checkpoint(self, path: Path, phases):
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise AttuneInputError(f"cannot read checkpoint file {path}: {exc}") from exc
-        if (
-            ckpt.get("init_kwargs") != self.init_kwargs
-            or ckpt.get("n_genes") != self.module.n_genes
-            or ckpt.get("n_peaks") != self.module.n_peaks
-            or [list(p) for p in phases] != ckpt.get("phases")
-        ):
-            raise AttuneInputError(
-                f"checkpoint file {path} was written with different data, model settings or epochs; "
-                "remove it or use another checkpoint_dir"
-            )
-        self.module.load_state_dict(ckpt["module"])
-        self.module.to(self.device)
-        self.history = {k: list(v) for k, v in ckpt["history"].items()}
-        torch.set_rng_state(ckpt["torch_rng"])
-        phase_index, epoch = int(ckpt["phase_index"]), int(ckpt["epoch_in_phase"])
-        opt_state = ckpt["optimizer"]
-        if epoch >= phases[phase_index][1]:  # phase finished: next phase starts with a fresh optimiser
-            phase_index, epoch, opt_state = phase_index + 1, 0, None
-        logger.info("scMVP: resuming from %s (phase %d, epoch %d)", path, phase_index, epoch)
-        return phase_index, epoch, opt_state, _rng_from_json(ckpt["numpy_rng"])
 
     # ------------------------------------------------------------------------- output
     @torch.no_grad()
@@ -631,64 +542,64 @@ class ScMVP:
         return rna, atac
 
     # ---------------------------------------------------------------------- save/load
+    def _extra_tensors(self) -> dict[str, Any]:
+        idf = self.registry.get("idf")
+        return {"idf": None if idf is None else torch.as_tensor(np.asarray(idf), dtype=torch.float64)}
+
     def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
-        """Save the weights, settings, registry (incl. the IDF) and history to ``dir_path/model.pt``.
+        """Save the weights, settings, setup, features, IDF and history to a directory, atomically.
+
+        The directory format is shared by every model (see :mod:`attune_lib.models.base`); the IDF
+        fitted on the training data is stored with the weights in ``model.pt``.
 
         Parameters
         ----------
         dir_path
-            Output folder (created if needed).
+            Output directory.
         overwrite
-            Replace an existing ``model.pt``.
+            Replace an existing directory.
         """
-        path = Path(dir_path) / _MODEL_NAME
-        if path.exists() and not overwrite:
-            raise AttuneInputError(f"{path} exists; pass overwrite=True to replace it")
-        registry = {k: v for k, v in self.registry.items() if k != "idf"}
-        payload = {
-            "format": "attune_lib.ScMVP/1",
-            "init_kwargs": self.init_kwargs,
-            "registry": registry,
-            "idf": torch.as_tensor(np.asarray(self.registry["idf"]), dtype=torch.float64) if "idf" in self.registry else None,
-            "state_dict": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
-            "history": self.history,
-            "is_trained": self.is_trained,
-        }
-        atomic_torch_save(payload, path)
+        super().save(dir_path, overwrite=overwrite)
 
     @classmethod
     def load(cls, dir_path: str | os.PathLike, mdata, *, device: str | None = "auto") -> ScMVP:
         """Load a model saved with :meth:`save` and attach it to ``mdata`` (same features).
 
-        ``mdata`` is set up with the saved keys and layers; its features must match the saved ones.
-        The saved IDF is reused, so latents of the training data are reproduced exactly.
+        Every file is read and checked and ``mdata`` is validated before anything is written to it;
+        ``mdata`` is then set up with the saved keys and layers when it has no scMVP setup. The saved IDF
+        is reused, so latents of the training data are reproduced exactly.
+
+        Parameters
+        ----------
+        dir_path
+            Directory written by :meth:`save`.
+        mdata
+            MuData with the saved features in the saved order.
+        device
+            ``"auto"``, ``"cpu"`` or ``"cuda"``.
         """
-        path = Path(dir_path) / _MODEL_NAME
-        if not path.exists():
-            raise AttuneInputError(f"no saved scMVP model at {path}")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise AttuneInputError(f"cannot read model file {path}: {exc}") from exc
-        reg = dict(payload["registry"])
-        setup = {k: reg[k] for k in ("rna_key", "atac_key", "rna_layer", "atac_layer", "atac_transform")}
-        # validate the new MuData against the saved registry before writing anything to it
-        if payload["idf"] is not None:
-            reg["idf"] = payload["idf"].numpy()
+        return super().load(dir_path, mdata, device=device)
+
+    @classmethod
+    def _from_saved(cls, saved: SavedModel, mdata) -> ScMVP:
+        reg = {k: saved.setup.get(k) for k in _SETUP_FIELDS}
+        reg["gene_names"] = list(saved.var_names["rna"])
+        reg["peak_names"] = list(saved.var_names["atac"])
+        idf = saved.weights.get("extra", {}).get("idf")
+        if idf is not None:
+            reg["idf"] = idf.numpy()
+        elif reg.get("atac_transform") == "tfidf":
+            raise AttuneInputError(f"{saved.path / 'model.pt'} lacks the IDF of the saved TF-IDF transform")
+        # validate the new MuData against the saved features before writing anything to it
         data, _ = cls._build_data(mdata, reg, fit=False)
-        mdata.uns[_SETUP_UNS_KEY] = setup
         model = cls.__new__(cls)
         model.mdata = mdata
         model.registry = reg
-        model.seed = int(payload["init_kwargs"]["seed"])
-        model.init_kwargs = dict(payload["init_kwargs"])
+        model.seed = int(saved.init_params["seed"])
+        model.init_params = saved.init_params
+        model._var_names = dict(saved.var_names)
         model._data = data
-        kw = {k: v for k, v in model.init_kwargs.items() if k != "seed"}
+        kw = {k: v for k, v in model.init_params.items() if k != "seed"}
         model.module = ScMVPModule(data.rna.shape[1], data.atac.shape[1], **kw)
-        model.module.load_state_dict(payload["state_dict"])
-        model.device = resolve_device(device)
-        model.module.to(model.device)
-        model.module.eval()
-        model.history = {k: list(v) for k, v in payload["history"].items()}
-        model.is_trained = bool(payload["is_trained"])
+        cls._load_state(model.module, saved)
         return model

@@ -12,7 +12,12 @@ optimisation steps, an optional validation split (loss in eval mode), a progress
 ``<checkpoint_dir>/last.pt`` after every epoch (module, optimiser, scheduler, every RNG state, epoch,
 history) through a temporary file and :func:`os.replace`, so a checkpoint on disk is always complete.
 ``resume=True`` restores all of it, so an interrupted run ends with the same weights as an uninterrupted
-one (bit-identical on CPU).
+one (bit-identical on CPU). A checkpoint is only resumed when the run's settings, the model's
+fingerprint (architecture, feature names, a digest of the training data) and the schedule match.
+
+A schedule is a list of :class:`Phase` objects (one by default; scMVP's pretraining, warm-up and joint
+stages are four), each with its own optimiser and parameters. ``max_steps`` caps the optimisation
+steps, and :class:`EarlyStopping` stops on a held-out loss and restores the best epoch's weights.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +42,9 @@ from ._data import iter_index_batches, move_to_device, n_batches
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "EarlyStopping",
     "LinearDecay",
+    "Phase",
     "StopTraining",
     "Trainer",
     "atomic_torch_save",
@@ -119,15 +127,32 @@ def split_validation(n_obs: int, fraction: float, seed: int | None) -> tuple[np.
 
 @torch.no_grad()
 def evaluate_loss(module: torch.nn.Module, source, indices: np.ndarray, *, batch_size: int,
-                  device: torch.device) -> dict[str, float]:
-    """Cell-weighted mean of ``module.loss`` over ``indices`` in eval mode (the module's mode is restored)."""
+                  device: torch.device, loss: Callable | None = None) -> dict[str, float]:
+    """Cell-weighted mean of ``module.loss`` over ``indices`` in eval mode (the module's mode is restored).
+
+    Parameters
+    ----------
+    module
+        Module with ``loss(batch)``.
+    source
+        Object with ``get_batch(idx)``.
+    indices
+        Cells to evaluate.
+    batch_size
+        Cells per batch.
+    device
+        Device of the module.
+    loss
+        ``fn(module, batch)`` used instead of ``module.loss(batch)`` (a :class:`Phase`'s loss).
+    """
     was_training = module.training
     module.eval()
     sums: dict[str, float] = {}
     n = 0
     try:
         for idx in iter_index_batches(indices, batch_size, shuffle=False):
-            out = module.loss(move_to_device(source.get_batch(idx), device))
+            batch = move_to_device(source.get_batch(idx), device)
+            out = module.loss(batch) if loss is None else loss(module, batch)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * idx.size
             n += idx.size
@@ -160,6 +185,86 @@ def _set_rng_state(state: Mapping[str, Any], shuffle_rng: np.random.Generator) -
     shuffle_rng.bit_generator.state = state["shuffle"]
 
 
+@dataclass
+class Phase:
+    """One stage of a training schedule (e.g. scMVP's RNA and ATAC pretraining, warm-up and joint stages).
+
+    Each phase starts a fresh Adam optimiser over its parameters, with the trainer's learning-rate
+    schedule spread over the phase's steps.
+
+    Parameters
+    ----------
+    name
+        Recorded in the ``phase`` column of the history (when there are several phases).
+    max_epochs
+        Epochs of this phase (0 skips it).
+    parameters
+        ``fn(module) -> iterable of parameters`` optimised in this phase (None: all of them).
+    loss
+        ``fn(module, batch) -> {"loss": tensor, ...}`` (None: ``module.loss(batch)``).
+    on_start
+        ``fn(trainer)`` called when the phase starts (not when a run is resumed inside it), e.g. to
+        initialise a prior from the pretrained encoders.
+    """
+
+    name: str
+    max_epochs: int
+    parameters: Callable[[torch.nn.Module], Iterable[torch.nn.Parameter]] | None = None
+    loss: Callable[[torch.nn.Module, Any], Mapping[str, torch.Tensor]] | None = None
+    on_start: Callable[[Trainer], None] | None = None
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when a monitored history column stops improving; optionally keep the best epoch's weights.
+
+    Parameters
+    ----------
+    monitor
+        History column to minimise (``"val_loss"``: the held-out loss, needs a validation split).
+    patience
+        Stop after this many epochs without an improvement larger than ``min_delta``.
+    min_delta
+        Smallest decrease that counts as an improvement.
+    restore_best
+        At the end of training, load the weights of the epoch with the best monitored value.
+    min_epochs
+        Never stop before this many epochs (of the last phase).
+    """
+
+    monitor: str = "val_loss"
+    patience: int = 10
+    min_delta: float = 0.0
+    restore_best: bool = True
+    min_epochs: int = 0
+
+    def __post_init__(self):
+        if int(self.patience) < 1:
+            raise AttuneInputError(f"early_stopping patience must be >= 1, got {self.patience}")
+        if not (self.min_delta >= 0 and math.isfinite(self.min_delta)):
+            raise AttuneInputError(f"early_stopping min_delta must be >= 0, got {self.min_delta}")
+
+    def config(self) -> dict[str, Any]:
+        return {"monitor": self.monitor, "patience": int(self.patience), "min_delta": float(self.min_delta),
+                "restore_best": bool(self.restore_best), "min_epochs": int(self.min_epochs)}
+
+
+def as_early_stopping(value) -> EarlyStopping | None:
+    """``None``/``False`` -> None, ``True`` -> defaults, a dict -> :class:`EarlyStopping` (``**dict``)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return EarlyStopping()
+    if isinstance(value, EarlyStopping):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return EarlyStopping(**value)
+        except TypeError as err:
+            raise AttuneInputError(f"early_stopping: {err}") from err
+    raise AttuneInputError(f"early_stopping must be None, a bool, a dict or EarlyStopping, got {value!r}")
+
+
 class Trainer:
     """Train ``module`` on ``source`` (see the module docstring for both protocols).
 
@@ -170,30 +275,35 @@ class Trainer:
     source
         Object with ``n_obs`` and ``get_batch(idx)``.
     max_epochs
-        Passes over the training cells.
+        Passes over the training cells (ignored when ``phases`` is given).
     batch_size
         Cells per mini-batch; a final batch of a single cell is dropped (batch norm needs two).
     lr, lr_end
-        Learning rate at the first and last optimisation step (linear decay in between).
+        Learning rate at the first and last optimisation step of each phase (linear decay in between;
+        ``lr_end=None`` keeps ``lr`` constant).
     weight_decay
         Adam weight decay.
+    adam_eps
+        Adam's epsilon.
     validation_fraction
         Fraction of cells held out; their loss is recorded as ``val_*`` columns of the history.
     seed
         Seeds the validation split, the shuffling and torch (dropout) for a fresh run.
     device
-        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
     checkpoint_dir
         Write ``last.pt`` there after every epoch; None disables checkpoints.
     resume
-        Continue from ``checkpoint_dir/last.pt`` when it exists (the run's settings must match).
+        Continue from ``checkpoint_dir/last.pt`` when it exists (the run's settings, data and features
+        must match; otherwise an error names what differs).
     progress_bar
         Show a tqdm bar with the running loss.
     callbacks
         ``callback(trainer, epoch, record)`` after each epoch's checkpoint; raise :class:`StopTraining`
         to end early.
     fingerprint
-        Extra settings (e.g. the architecture) that must match a checkpoint to resume from it.
+        Extra settings that must match a checkpoint to resume from it: the architecture, and (from the
+        models) ``features`` and ``data`` digests (:func:`attune_lib.models.base.data_digest`).
     grad_clip
         Clip the global gradient norm to this value (None: no clipping).
     min_batch_size
@@ -203,17 +313,33 @@ class Trainer:
     split
         Explicit ``(train_indices, val_indices)`` into ``source`` (disjoint); overrides
         ``validation_fraction``.
+    phases
+        A schedule of :class:`Phase` objects run one after the other (default: one phase of
+        ``max_epochs``).
+    max_steps
+        Budget of optimisation steps over all phases (None: no budget). The learning-rate decay is spread
+        over the steps actually run; the last epoch may be partial.
+    early_stopping
+        An :class:`EarlyStopping` (or True / a dict of its arguments) watching the epochs of the last phase.
     """
 
     def __init__(self, module: torch.nn.Module, source, *, max_epochs: int = 20, batch_size: int = 128,
-                 lr: float = 1e-4, lr_end: float | None = 1e-6, weight_decay: float = 0.0,
+                 lr: float = 1e-4, lr_end: float | None = 1e-6, weight_decay: float = 0.0, adam_eps: float = 1e-8,
                  validation_fraction: float = 0.0, seed: int | None = 0, device: str | torch.device = "auto",
                  checkpoint_dir: str | os.PathLike | None = None, resume: bool = True, progress_bar: bool = True,
                  callbacks: Iterable[Callable] = (), fingerprint: Mapping[str, Any] | None = None,
                  grad_clip: float | None = None, min_batch_size: int = 2, desc: str = "training",
-                 split: tuple[Iterable[int], Iterable[int]] | None = None):
-        if int(max_epochs) < 1:
-            raise AttuneInputError(f"max_epochs must be >= 1, got {max_epochs}")
+                 split: tuple[Iterable[int], Iterable[int]] | None = None, phases: Sequence[Phase] | None = None,
+                 max_steps: int | None = None, early_stopping: EarlyStopping | Mapping | bool | None = None):
+        if phases is None:
+            if int(max_epochs) < 1:
+                raise AttuneInputError(f"max_epochs must be >= 1, got {max_epochs}")
+            phases = [Phase("train", int(max_epochs))]
+        phases = list(phases)
+        if not phases or any(int(p.max_epochs) < 0 for p in phases) or sum(p.max_epochs for p in phases) < 1:
+            raise AttuneInputError(f"phases must hold at least one epoch, got {[(p.name, p.max_epochs) for p in phases]}")
+        if max_steps is not None and int(max_steps) < 1:
+            raise AttuneInputError(f"max_steps must be >= 1 or None, got {max_steps}")
         if int(batch_size) < min_batch_size:
             raise AttuneInputError(f"batch_size must be >= {min_batch_size}, got {batch_size}")
         if not (lr > 0 and math.isfinite(lr)):
@@ -221,12 +347,17 @@ class Trainer:
         lr_end = lr if lr_end is None else lr_end
         if not (lr_end > 0 and math.isfinite(lr_end)):
             raise AttuneInputError(f"lr_end must be a positive number, got {lr_end}")
+        if not (adam_eps > 0 and math.isfinite(adam_eps)):
+            raise AttuneInputError(f"adam_eps must be a positive number, got {adam_eps}")
         self.module = module
         self.source = source
-        self.max_epochs = int(max_epochs)
+        self.phases = phases
+        self.max_epochs = int(sum(p.max_epochs for p in phases))
+        self.max_steps = None if max_steps is None else int(max_steps)
         self.batch_size = int(batch_size)
         self.lr, self.lr_end = float(lr), float(lr_end)
         self.weight_decay = float(weight_decay)
+        self.adam_eps = float(adam_eps)
         self.validation_fraction = float(validation_fraction)
         self.seed = seed
         self.device = resolve_device(device)
@@ -238,6 +369,7 @@ class Trainer:
         self.grad_clip = grad_clip
         self.min_batch_size = int(min_batch_size)
         self.desc = desc
+        self.early_stopping = as_early_stopping(early_stopping)
         if split is None:
             self.train_idx, self.val_idx = split_validation(source.n_obs, self.validation_fraction, seed)
         else:
@@ -251,69 +383,108 @@ class Trainer:
             raise AttuneInputError(
                 f"only {self.train_idx.size} training cell(s) (n_obs={source.n_obs}, "
                 f"validation_fraction={validation_fraction}); need at least {self.min_batch_size}")
+        es = self.early_stopping
+        if es is not None and es.monitor.startswith("val_") and not self.val_idx.size:
+            raise AttuneInputError(f"early stopping monitors {es.monitor!r}, which needs held-out cells; "
+                                   "pass validation_fraction > 0")
         self.steps_per_epoch = n_batches(self.train_idx.size, self.batch_size, self.min_batch_size)
-        self.history: list[dict[str, float]] = []
-        self.epoch = 0  # epochs completed
+        budget = math.inf if self.max_steps is None else self.max_steps
+        self.phase_steps: list[int] = []
+        for p in phases:
+            s = int(min(int(p.max_epochs) * self.steps_per_epoch, budget))
+            self.phase_steps.append(s)
+            budget -= s
+        self.total_steps = int(sum(self.phase_steps))
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0  # epochs completed (all phases)
+        self.step = 0  # optimisation steps done (all phases)
+        self.stopped_early = False
+        self.best_epoch: int | None = None
+        self.best_value: float | None = None
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self._wait = 0
 
     # ---------------------------------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path | None:
+        """``<checkpoint_dir>/last.pt`` (None without checkpoints)."""
         return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
 
     def config(self) -> dict[str, Any]:
         """Settings a checkpoint must share to be resumed."""
-        return {
+        cfg = {
             "max_epochs": self.max_epochs, "batch_size": self.batch_size, "lr": self.lr, "lr_end": self.lr_end,
             "weight_decay": self.weight_decay, "validation_fraction": self.validation_fraction,
             "seed": self.seed, "n_obs": int(self.source.n_obs), "grad_clip": self.grad_clip,
             **{f"module.{k}": v for k, v in self.fingerprint.items()},
         }
+        # entries only present when used, so checkpoints of plain runs keep their meaning
+        if self.adam_eps != 1e-8:
+            cfg["adam_eps"] = self.adam_eps
+        if len(self.phases) > 1:
+            cfg["phases"] = [[p.name, int(p.max_epochs)] for p in self.phases]
+        if self.max_steps is not None:
+            cfg["max_steps"] = self.max_steps
+        if self.early_stopping is not None:
+            cfg["early_stopping"] = self.early_stopping.config()
+        return cfg
 
-    def _make_optim(self):
-        params = list(self.module.parameters())
+    def _make_optim(self, phase: Phase, total: int):
+        params = list(self.module.parameters() if phase.parameters is None else phase.parameters(self.module))
+        kw = {"lr": self.lr, "weight_decay": self.weight_decay, "eps": self.adam_eps}
         try:  # the fused kernel is ~3x faster on CPU for the 30,000 x 128 embeddings
-            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
-        except (RuntimeError, TypeError):  # pragma: no cover - device/dtype without a fused kernel
-            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        total = self.max_epochs * self.steps_per_epoch
+            opt = torch.optim.Adam(params, fused=True, **kw)
+        except (RuntimeError, TypeError, ValueError):  # pragma: no cover - device/dtype without a fused kernel
+            opt = torch.optim.Adam(params, **kw)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, LinearDecay(total, self.lr_end / self.lr))
         return opt, sched
 
-    def _save(self, opt, sched, shuffle_rng) -> None:
+    def _save(self, phase_index: int, phase_epoch: int, phase_step: int, opt, sched, shuffle_rng,
+              finished: bool) -> None:
         if self.checkpoint_path is None:
             return
         state = {
-            "format": "attune_lib.trainer/1",
+            "format": "attune_lib.trainer/2",
             "epoch": self.epoch,
+            "step": self.step,
+            "phase": [phase_index, phase_epoch, phase_step],
+            "finished": bool(finished),
             "config": self.config(),
             "module": self.module.state_dict(),
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
             "rng": _rng_state(shuffle_rng),
             "history": self.history,
+            "early_stopping": {"best_epoch": self.best_epoch, "best_value": self.best_value, "wait": self._wait,
+                               "stopped": self.stopped_early, "state": self._best_state},
         }
         atomic_torch_save(state, self.checkpoint_path)
 
-    def _load(self, opt, sched, shuffle_rng) -> None:
+    def _read_checkpoint(self) -> dict[str, Any]:
         path = self.checkpoint_path
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
-            raise AttuneInputError(f"checkpoint {path} could not be read ({err}); "
+            raise AttuneInputError(f"checkpoint {path} could not be read ({type(err).__name__}: {err}); "
                                    "delete it or pass resume=False") from err
+        if not isinstance(state, dict) or state.get("format") != "attune_lib.trainer/2":
+            found = state.get("format") if isinstance(state, dict) else type(state).__name__
+            raise AttuneInputError(f"checkpoint {path} has format {found!r}, not 'attune_lib.trainer/2' "
+                                   "(written by another version); pass resume=False or another checkpoint_dir")
         mine, theirs = self.config(), state.get("config", {})
         diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         if diff:
-            details = ", ".join(f"{k}: checkpoint {theirs.get(k)!r} vs now {mine.get(k)!r}" for k in diff)
-            raise AttuneInputError(f"checkpoint {path} was written with other settings ({details}); "
-                                   "pass resume=False or another checkpoint_dir")
-        self.module.load_state_dict(state["module"])
-        self.module.to(self.device)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], shuffle_rng)
-        self.history = [dict(r) for r in state["history"]]
-        self.epoch = int(state["epoch"])
+            what = []
+            for k in diff:
+                if k == "module.data":
+                    what.append("data: the training data differ (same shape, other values or cell order)")
+                elif k == "module.features":
+                    what.append("features: the feature names or their order differ")
+                else:
+                    what.append(f"{k}: checkpoint {theirs.get(k)!r} vs now {mine.get(k)!r}")
+            raise AttuneInputError(f"checkpoint {path} was written with other settings or data "
+                                   f"({'; '.join(what)}); pass resume=False or another checkpoint_dir")
+        return state
 
     # ---------------------------------------------------------------------------------------------
     def fit(self) -> pd.DataFrame:
@@ -322,63 +493,135 @@ class Trainer:
         shuffle_rng = np.random.default_rng([0 if self.seed is None else self.seed, 2])
         if self.seed is not None:
             set_seed(self.seed)
-        opt, sched = self._make_optim()
-        self.history, self.epoch = [], 0
+        self.history, self.epoch, self.step = [], 0, 0
+        self.stopped_early, self.best_epoch, self.best_value, self._best_state, self._wait = False, None, None, None, 0
+        start, opt_state, sched_state, finished = (0, 0, 0), None, None, False
         if self.resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            self._load(opt, sched, shuffle_rng)
-        total = self.max_epochs * self.steps_per_epoch
-        bar = progress(total=total, initial=self.epoch * self.steps_per_epoch, enabled=self.progress_bar,
-                       desc=self.desc, unit="batch")
+            state = self._read_checkpoint()
+            self.module.load_state_dict(state["module"])
+            self.module.to(self.device)
+            _set_rng_state(state["rng"], shuffle_rng)
+            self.history = [dict(r) for r in state["history"]]
+            self.epoch, self.step = int(state["epoch"]), int(state["step"])
+            es = state["early_stopping"]
+            self.best_epoch, self.best_value, self._wait = es["best_epoch"], es["best_value"], int(es["wait"])
+            self.stopped_early, self._best_state = bool(es["stopped"]), es["state"]
+            start = tuple(int(v) for v in state["phase"])
+            opt_state, sched_state = state["optimizer"], state["scheduler"]
+            finished = bool(state["finished"])
+        bar = progress(total=self.total_steps, initial=self.step, enabled=self.progress_bar, desc=self.desc,
+                       unit="batch")
+        completed = False
         try:
-            while self.epoch < self.max_epochs:
-                record = self._run_epoch(opt, sched, shuffle_rng, bar)
-                self.epoch += 1
-                self.history.append(record)
-                self._save(opt, sched, shuffle_rng)
-                try:
-                    for cb in self.callbacks:
-                        cb(self, self.epoch, record)
-                except StopTraining:
+            for pi, phase in enumerate(self.phases):
+                if finished:
                     break
+                if pi < start[0]:
+                    continue
+                pe, ps = (start[1], start[2]) if pi == start[0] else (0, 0)
+                planned = self.phase_steps[pi]
+                if pe >= phase.max_epochs or ps >= planned:
+                    continue
+                if pe == 0 and ps == 0 and phase.on_start is not None:
+                    phase.on_start(self)
+                opt, sched = self._make_optim(phase, planned)
+                if pi == start[0] and opt_state is not None:
+                    opt.load_state_dict(opt_state)
+                    sched.load_state_dict(sched_state)
+                last_phase = pi == len(self.phases) - 1
+                while pe < phase.max_epochs and ps < planned:
+                    record, n_steps = self._run_epoch(phase, opt, sched, shuffle_rng, bar, planned - ps)
+                    pe, ps = pe + 1, ps + n_steps
+                    self.epoch += 1
+                    self.step += n_steps
+                    record = {"epoch": self.epoch, **({"phase": phase.name} if len(self.phases) > 1 else {}),
+                              **record, "step": self.step}
+                    self.history.append(record)
+                    stop = last_phase and self._early_stopping_update(record, pe)
+                    self._save(pi, pe, ps, opt, sched, shuffle_rng, finished=stop)
+                    try:
+                        for cb in self.callbacks:
+                            cb(self, self.epoch, record)
+                    except StopTraining:
+                        stop = True
+                    if stop:
+                        finished = True
+                        break
+            completed = True
         finally:
             bar.close()
+            if completed and self.early_stopping is not None and self.early_stopping.restore_best \
+                    and self._best_state is not None:
+                self.module.load_state_dict(self._best_state)
             self.module.eval()
         return self.history_frame()
 
+    def _early_stopping_update(self, record: Mapping[str, Any], phase_epoch: int) -> bool:
+        es = self.early_stopping
+        if es is None:
+            return False
+        if es.monitor not in record:
+            raise AttuneInputError(f"early stopping monitors {es.monitor!r}, which is not in the history "
+                                   f"(columns: {sorted(record)})")
+        value = float(record[es.monitor])
+        if self.best_value is None or value < self.best_value - es.min_delta:
+            self.best_value, self.best_epoch, self._wait = value, int(record["epoch"]), 0
+            if es.restore_best:
+                self._best_state = {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
+            return False
+        self._wait += 1
+        if self._wait >= es.patience and phase_epoch >= es.min_epochs:
+            self.stopped_early = True
+            return True
+        return False
+
     def history_frame(self) -> pd.DataFrame:
+        """The history as a DataFrame indexed by ``epoch`` (empty before training)."""
         return pd.DataFrame(self.history).set_index("epoch") if self.history else pd.DataFrame()
 
-    def _run_epoch(self, opt, sched, shuffle_rng, bar) -> dict[str, float]:
+    def summary(self) -> dict[str, Any]:
+        """What the run did: epochs, steps, whether and where it stopped early, the best monitored value."""
+        return {"epochs": self.epoch, "steps": self.step, "max_epochs": self.max_epochs,
+                "max_steps": self.max_steps, "stopped_early": self.stopped_early, "best_epoch": self.best_epoch,
+                f"best_{self.early_stopping.monitor if self.early_stopping else 'val_loss'}": self.best_value}
+
+    def _run_epoch(self, phase: Phase, opt, sched, shuffle_rng, bar, steps_left: int) -> tuple[dict, int]:
         t0 = time.perf_counter()
         self.module.train()
         sums: dict[str, float] = {}
         n = 0
-        bar.set_description(f"{self.desc} epoch {self.epoch + 1}/{self.max_epochs}")
+        steps = 0
+        bar.set_description(f"{self.desc} {phase.name + ' ' if len(self.phases) > 1 else ''}"
+                            f"epoch {self.epoch + 1}/{self.max_epochs}")
+        loss_fn = phase.loss
         for idx in iter_index_batches(self.train_idx, self.batch_size, shuffle=True, rng=shuffle_rng,
                                       min_batch_size=self.min_batch_size):
+            if steps >= steps_left:
+                break
             batch = move_to_device(self.source.get_batch(idx), self.device)
-            out = self.module.loss(batch)
+            out = self.module.loss(batch) if loss_fn is None else loss_fn(self.module, batch)
             loss = out["loss"]
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
-                raise FloatingPointError(f"non-finite loss {loss_value} at epoch {self.epoch + 1}; "
-                                         "lower lr or check the input values")
+                raise FloatingPointError(f"non-finite loss {loss_value} at epoch {self.epoch + 1} "
+                                         f"(phase {phase.name!r}); lower lr or check the input values")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if self.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
             opt.step()
             sched.step()
+            steps += 1
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * idx.size
             n += idx.size
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-        record = {"epoch": self.epoch + 1, **{k: v / n for k, v in sums.items()}}
+        record: dict[str, Any] = {k: v / max(n, 1) for k, v in sums.items()}
         if self.val_idx.size:
             val = evaluate_loss(self.module, self.source, self.val_idx, batch_size=self.batch_size,
-                                device=self.device)
+                                device=self.device, loss=loss_fn)
             record.update({f"val_{k}": v for k, v in val.items()})
         record["lr"] = float(opt.param_groups[0]["lr"])
         record["time_s"] = time.perf_counter() - t0
-        return record
+        return record, steps

@@ -21,12 +21,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from .._genomics import gene_peak_pairs
 from .._utils import (
     AttuneInputError,
     as_csr,
@@ -38,6 +40,7 @@ from .._utils import (
 from ._data import PairedCSRSource, csr_batch
 from ._training import Trainer
 from ._transformer_nn import AffineTokens, AttentionPattern, RegulatoryDecoderModule
+from .base import BaseModel, SavedModel, data_digest, names_digest, read_setup
 
 __all__ = ["AttuneTokenSource", "PCATokenSource", "RegulatoryTransformer", "TokenSource", "links_to_sparse"]
 
@@ -78,12 +81,48 @@ class TokenSource:
     name = "tokens"
     var_names: dict[str, pd.Index]
     keys: dict[str, str]
+    layers: dict[str, str | None]
 
     def affine(self) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def matrices(self, mdata) -> dict[str, sp.csr_matrix]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def matrices(self, mdata, modalities=_MODS) -> dict[str, sp.csr_matrix]:
+        """The values the tokens multiply, per modality (CSR cells x features, ``var_names`` order).
+
+        ``layers[mod]`` names the layer (None: ``.X``); ATAC layer ``"tfidf"`` is computed from
+        ``counts`` (or ``.X``) when the modality has no such layer.
+
+        Parameters
+        ----------
+        mdata
+            MuData holding the source's features.
+        modalities
+            Modalities to read.
+        """
+        from ..pp._atac import _tfidf_matrix
+
+        out = {}
+        for m in modalities:
+            adata = get_modality(mdata, self.keys[m])
+            layer = self.layers[m]
+            if m == "atac" and layer == "tfidf" and "tfidf" not in adata.layers:
+                src = "counts" if "counts" in adata.layers else None
+                C = _read_values(mdata, self.keys[m], src, self.var_names[m])
+                out[m] = _tfidf_matrix(C)
+            else:
+                out[m] = _read_values(mdata, self.keys[m], layer, self.var_names[m])
+        return out
+
+
+class _SavedTokenSource(TokenSource):
+    """The token source of a loaded transformer: its tokens are in the saved weights."""
+
+    def __init__(self, name: str, var_names: dict[str, pd.Index], keys: dict[str, str],
+                 layers: dict[str, str | None]):
+        self.name, self.var_names, self.keys, self.layers = name, var_names, keys, layers
+
+    def affine(self):  # pragma: no cover - the loaded module already holds the tokens
+        raise AttuneInputError("a loaded transformer's tokens are in its weights")
 
 
 class AttuneTokenSource(TokenSource):
@@ -97,7 +136,7 @@ class AttuneTokenSource(TokenSource):
     def __init__(self, model):
         self.model = model
         self.var_names = model.var_names
-        setup = dict(model.mdata.uns.get("_attune_setup", {}))
+        setup = dict(getattr(model, "_setup", None) or read_setup(model.mdata, "Attune") or {})
         self.keys = {"rna": setup.get("rna_key", "rna"), "atac": setup.get("atac_key", "atac")}
         self.layers = {"rna": setup.get("rna_layer"), "atac": setup.get("atac_layer")}
         if not getattr(model, "is_trained", True):
@@ -120,8 +159,6 @@ class AttuneTokenSource(TokenSource):
             out[mod] = ((scale[:, None] * E).numpy(), (shift[:, None] * E).numpy())
         return out
 
-    def matrices(self, mdata):
-        return {m: _read_values(mdata, self.keys[m], self.layers[m], self.var_names[m]) for m in _MODS}
 
 
 class PCATokenSource(TokenSource):
@@ -182,23 +219,9 @@ class PCATokenSource(TokenSource):
     def affine(self):
         return dict(self._affine)
 
-    def matrices(self, mdata, modalities=_MODS):
-        from ..pp._atac import _tfidf_matrix
-
-        out = {}
-        for m in modalities:
-            adata = get_modality(mdata, self.keys[m])
-            layer = self.layers[m]
-            if m == "atac" and layer == "tfidf" and "tfidf" not in adata.layers:
-                src = "counts" if "counts" in adata.layers else None
-                C = _read_values(mdata, self.keys[m], src, self.var_names[m])
-                out[m] = _tfidf_matrix(C)
-            else:
-                out[m] = _read_values(mdata, self.keys[m], layer, self.var_names[m])
-        return out
 
 
-class RegulatoryTransformer:
+class RegulatoryTransformer(BaseModel):
     """Transformer decoder over frozen gene and peak tokens; its cross-attention scores gene-peak pairs.
 
     Parameters
@@ -238,8 +261,6 @@ class RegulatoryTransformer:
                  n_layers: int = 1, d_ff: int = 512, dropout: float = 0.1, temperature: float = 0.1,
                  attention: str = "sparse", token_scaling: bool = True, hard_negatives: bool = True,
                  n_comps: int = 10, seed: int = 0):
-        from ..tl._regulatory import gene_peak_pairs
-
         if isinstance(source, str):
             if source != "pca":
                 raise AttuneInputError(f"source must be an Attune model, 'pca' or a TokenSource, got {source!r}")
@@ -257,7 +278,7 @@ class RegulatoryTransformer:
         if not window_bp > 0:
             raise AttuneInputError(f"window_bp must be > 0, got {window_bp}")
         self.mdata, self.source = mdata, source
-        self.var_names = source.var_names
+        self._var_names = dict(source.var_names)
         pairs = gene_peak_pairs(mdata, window_bp=window_bp, rna_key=source.keys["rna"], atac_key=source.keys["atac"],
                                 genes=self.var_names["rna"], peaks=self.var_names["atac"])
         self.pairs = pairs[["gene", "peak", "distance", "gene_idx", "peak_idx"]]
@@ -292,9 +313,78 @@ class RegulatoryTransformer:
         self.history = pd.DataFrame()
         self.is_trained = False
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.module.parameters()).device
+    # -------------------------------------------------------------------------------------- save/load
+    def _setup_to_save(self) -> dict[str, Any]:
+        src = self.source
+        return {"source": src.name, "rna_key": src.keys["rna"], "atac_key": src.keys["atac"],
+                "rna_layer": src.layers["rna"], "atac_layer": src.layers["atac"]}
+
+    def _extra_tensors(self) -> dict[str, Any]:
+        return {c: torch.as_tensor(self.pairs[c].to_numpy(dtype=np.int64)) for c in ("gene_idx", "peak_idx", "distance")}
+
+    def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save the decoder, its frozen tokens, the in-window pairs, settings and history to a directory.
+
+        The directory format is shared by every model (see :mod:`attune_lib.models.base`). The tokens
+        are stored with the weights, so loading needs neither the Attune model nor a new PCA.
+
+        Parameters
+        ----------
+        dir_path
+            Output directory (written atomically).
+        overwrite
+            Replace an existing directory.
+        """
+        super().save(dir_path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, dir_path: str | os.PathLike, mdata, *, device: str = "auto") -> RegulatoryTransformer:
+        """Load a transformer saved with :meth:`save` onto ``mdata`` (same genes and peaks, any order).
+
+        Nothing is written to ``mdata``.
+
+        Parameters
+        ----------
+        dir_path
+            Directory written by :meth:`save`.
+        mdata
+            MuData with the saved genes and peaks and the layers the token source read.
+        device
+            ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        """
+        return super().load(dir_path, mdata, device=device)
+
+    @classmethod
+    def _from_saved(cls, saved: SavedModel, mdata) -> RegulatoryTransformer:
+        p, st = saved.init_params, saved.setup
+        var_names = {m: saved.var_names[m] for m in _MODS}
+        source = _SavedTokenSource(st.get("source", p.get("source", "tokens")), var_names,
+                                   {m: st.get(f"{m}_key", m) for m in _MODS},
+                                   {m: st.get(f"{m}_layer") for m in _MODS})
+        extra = saved.weights.get("extra", {})
+        try:
+            gi, pi, dist = (extra[c].numpy() for c in ("gene_idx", "peak_idx", "distance"))
+        except KeyError as err:
+            raise AttuneInputError(f"{saved.path / 'model.pt'} lacks the in-window pairs ({err})") from err
+        sd = saved.weights["state_dict"]
+        self = cls.__new__(cls)
+        self.mdata, self.source, self._var_names = mdata, source, var_names
+        self.pairs = pd.DataFrame({"gene": var_names["rna"].to_numpy()[gi].astype(str),
+                                   "peak": var_names["atac"].to_numpy()[pi].astype(str),
+                                   "distance": dist, "gene_idx": gi, "peak_idx": pi})
+        self.init_params = p
+        self.pattern = AttentionPattern(len(var_names["rna"]), len(var_names["atac"]), gi, pi)
+        self._matrices = source.matrices(mdata)  # validates modalities, layers, values and features
+        toks = {m: AffineTokens(torch.zeros_like(sd[f"{m}_tokens.slope"])) for m in _MODS}
+        self.module = RegulatoryDecoderModule(
+            toks["rna"], toks["atac"], self.pattern, n_hidden=p["n_hidden"], n_heads=p["n_heads"],
+            n_layers=p["n_layers"], d_ff=p["d_ff"], dropout=p["dropout"], temperature=p["temperature"],
+            attention=p["attention"], hard_negatives=p["hard_negatives"])
+        cls._load_state(self.module, saved)
+        return self
+
+    def _register_loaded(self, saved: SavedModel, mdata) -> None:
+        """The transformer keeps its settings in its own files; nothing is recorded in ``mdata``."""
 
     def __repr__(self) -> str:
         p = self.init_params
@@ -331,7 +421,13 @@ class RegulatoryTransformer:
                           weight_decay=weight_decay, validation_fraction=validation_fraction,
                           seed=self.init_params["seed"], device=device, checkpoint_dir=checkpoint_dir,
                           resume=resume, progress_bar=progress_bar, callbacks=callbacks, grad_clip=grad_clip,
-                          fingerprint={**self.init_params, "n_pairs": len(self.pairs)}, desc="Transformer")
+                          fingerprint={**self.init_params, "n_pairs": len(self.pairs),
+                                       "features": names_digest([*self._var_names["rna"], "|",
+                                                                 *self._var_names["atac"]]),
+                                       "data": data_digest(source.matrices["rna"], source.matrices["atac"],
+                                                           self.pairs["gene_idx"].to_numpy(),
+                                                           self.pairs["peak_idx"].to_numpy())},
+                          desc="Transformer")
         try:
             trainer.fit()
         finally:

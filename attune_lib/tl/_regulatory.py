@@ -29,6 +29,12 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import spearmanr
 
+from .._genomics import chrom_with_prefix as _chr
+from .._genomics import gene_coords as _gene_coords
+from .._genomics import gene_peak_pairs  # the coordinates live in attune_lib._genomics, shared with the models
+from .._genomics import peak_coords as _peak_coords
+from .._genomics import reindex_var as _reindex
+from .._genomics import window_pairs as _window_pairs
 from .._utils import AttuneInputError, as_csr, get_modality, progress
 from ._peers import PeerNotAvailable
 
@@ -58,124 +64,6 @@ __all__ = [
 _PCHIC_COORDS = ("baitChr", "baitStart", "baitEnd", "baitID", "baitName", "oeChr", "oeStart", "oeEnd", "oeID",
                  "oeName", "dist")
 _PAIR_COLS = ("gene", "peak", "distance", "gene_idx", "peak_idx", "label", "pchic")
-
-
-# --------------------------------------------------------------------------------------------------
-# coordinates
-# --------------------------------------------------------------------------------------------------
-def _chr(values) -> np.ndarray:
-    s = pd.Series(values, dtype="object")
-    out = s.astype(str).str.strip()
-    miss = s.isna().to_numpy()
-    out = np.where(out.str.lower().str.startswith("chr"), out, "chr" + out)
-    out = out.astype(object)
-    out[miss] = None
-    return out
-
-
-def _gene_coords(genes_var: pd.DataFrame, where: str = "rna.var") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(chrom with chr prefix, TSS (int, -1 when unknown), annotated mask)`` of a gene table."""
-    if "chrom" not in genes_var:
-        raise AttuneInputError(f"{where} lacks the 'chrom' column (gene annotation); see annotate_genes()")
-    if "tss" in genes_var:
-        tss = pd.to_numeric(genes_var["tss"], errors="coerce").to_numpy(dtype=float)
-    elif {"start", "end", "strand"} <= set(genes_var.columns):
-        st = pd.to_numeric(genes_var["start"], errors="coerce").to_numpy(dtype=float)
-        en = pd.to_numeric(genes_var["end"], errors="coerce").to_numpy(dtype=float)
-        tss = np.where(genes_var["strand"].astype(str).to_numpy() == "-", en - 1, st)
-    else:
-        raise AttuneInputError(f"{where} lacks 'tss' (or 'start', 'end', 'strand') needed for gene positions")
-    chrom = _chr(genes_var["chrom"].to_numpy())
-    ok = np.array([c is not None for c in chrom]) & np.isfinite(tss)
-    if "annotated" in genes_var:
-        ann = genes_var["annotated"]
-        ok &= ann.fillna(False).astype(bool).to_numpy()
-    tss = np.where(ok, np.nan_to_num(tss, nan=-1), -1).astype(np.int64)
-    return chrom, tss, ok
-
-
-def _peak_coords(peaks_var: pd.DataFrame, where: str = "atac.var") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(chrom with chr prefix, start, end)`` of a peak table (``var`` columns, or ``chr:start-end`` names)."""
-    if {"chrom", "start", "end"} <= set(peaks_var.columns):
-        chrom = _chr(peaks_var["chrom"].to_numpy())
-        start = pd.to_numeric(peaks_var["start"], errors="coerce").to_numpy(dtype=float)
-        end = pd.to_numeric(peaks_var["end"], errors="coerce").to_numpy(dtype=float)
-    else:
-        parts = pd.Series(peaks_var.index.astype(str)).str.extract(r"^(.+?)[:_-](\d+)[-_](\d+)$")
-        if parts.isna().any(axis=None):
-            raise AttuneInputError(f"{where} lacks 'chrom', 'start', 'end' and its names are not 'chr:start-end'")
-        chrom = _chr(parts[0].to_numpy())
-        start, end = parts[1].astype(float).to_numpy(), parts[2].astype(float).to_numpy()
-    bad = ~(np.isfinite(start) & np.isfinite(end))
-    if bad.any():
-        raise AttuneInputError(f"{where}: {int(bad.sum())} peak(s) without start/end coordinates")
-    return chrom, start.astype(np.int64), end.astype(np.int64)
-
-
-def _window_pairs(genes_var: pd.DataFrame, peaks_var: pd.DataFrame, window_bp: float | None):
-    """Gene-major (sorted) in-window pairs: ``gene_idx, peak_idx, distance`` arrays."""
-    g_chrom, tss, ok = _gene_coords(genes_var)
-    p_chrom, p_start, p_end = _peak_coords(peaks_var)
-    mid = (p_start + p_end) // 2
-    w = np.inf if window_bp is None else float(window_bp)
-    gi_all, pi_all = [], []
-    for c in pd.unique(p_chrom[p_chrom != None]):
-        pk = np.flatnonzero(p_chrom == c)
-        pk = pk[np.argsort(mid[pk], kind="stable")]
-        gs = np.flatnonzero(ok & (g_chrom == c))
-        if not len(gs) or not len(pk):
-            continue
-        lo = np.searchsorted(mid[pk], tss[gs] - w, side="left")
-        hi = np.searchsorted(mid[pk], tss[gs] + w, side="right")
-        n = hi - lo
-        gi = np.repeat(gs, n)
-        off = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-        pi_all.append(pk[np.repeat(lo, n) + off])
-        gi_all.append(gi)
-    if gi_all:
-        gi, pi = np.concatenate(gi_all), np.concatenate(pi_all)
-    else:
-        gi = pi = np.zeros(0, dtype=np.int64)
-    order = np.lexsort((pi, gi))
-    gi, pi = gi[order], pi[order]
-    return gi, pi, np.abs(mid[pi] - tss[gi])
-
-
-def gene_peak_pairs(mdata, *, window_bp: float = 1_200_000, rna_key: str = "rna", atac_key: str = "atac",
-                    genes: Sequence[str] | None = None, peaks: Sequence[str] | None = None) -> pd.DataFrame:
-    """Candidate pairs: every annotated gene with every peak whose midpoint is within ``window_bp`` of its TSS.
-
-    Parameters
-    ----------
-    mdata
-        MuData with gene coordinates in ``rna.var`` (``chrom``, ``tss``; optional boolean ``annotated``)
-        and peak coordinates in ``atac.var`` (``chrom``, ``start``, ``end``).
-    window_bp
-        Half-width of the window around the TSS (1.2 Mb in the paper).
-    genes, peaks
-        Feature order to index into (default: the modalities' ``var_names``).
-
-    Returns
-    -------
-    DataFrame ``gene, peak, distance, gene_idx, peak_idx`` (gene-major; indices into ``genes``/``peaks``).
-    """
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
-    if window_bp is not None and not window_bp > 0:
-        raise AttuneInputError(f"window_bp must be > 0, got {window_bp}")
-    gvar = rna.var if genes is None else _reindex(rna.var, genes, f"mdata[{rna_key!r}].var")
-    pvar = atac.var if peaks is None else _reindex(atac.var, peaks, f"mdata[{atac_key!r}].var")
-    gi, pi, d = _window_pairs(gvar, pvar, window_bp)
-    return pd.DataFrame({"gene": gvar.index.to_numpy()[gi].astype(str), "peak": pvar.index.to_numpy()[pi].astype(str),
-                         "distance": d.astype(np.int64), "gene_idx": gi, "peak_idx": pi})
-
-
-def _reindex(var: pd.DataFrame, names: Sequence[str], where: str) -> pd.DataFrame:
-    names = pd.Index(names)
-    missing = names.difference(var.index)
-    if len(missing):
-        raise AttuneInputError(f"{where} lacks {len(missing)} requested feature(s), e.g. {list(missing[:3])}")
-    return var.loc[names]
 
 
 # --------------------------------------------------------------------------------------------------
