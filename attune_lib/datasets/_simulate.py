@@ -394,6 +394,7 @@ def simulate_multiome(
     n_batches: int = 1,
     seed: int = 0,
     link_noise: float = 0.2,
+    link_strength: float = 1.0,
     pchic_noise: float = 0.2,
     motifs: bool = True,
     truth_layers: bool | None = None,
@@ -430,6 +431,12 @@ def simulate_multiome(
     link_noise
         Mean fraction (in [0, 1)) of each peak's accessibility that follows an unrelated driver
         program instead of its own; higher values weaken peak-gene correlations of true links.
+    link_strength
+        In [0, 1]: how much of a gene's drive comes from the *sampled* open/closed state of its linked
+        peaks in that cell (1, default: fully causal, so a link leaves a pair-specific trace in the
+        cell-to-cell co-variation of the two modalities) rather than from their cell-state opening
+        probability (0: the gene follows its peaks' expected accessibility only, and true links and
+        same-program decoys co-vary alike). See ``docs/simulator.md`` ("Links").
     pchic_noise
         Noise of the PCHi-C-like table (in [0, 1)): each detectable true link is dropped with this
         probability (false negatives) and ``pchic_noise x n_detected`` random false-positive
@@ -509,6 +516,10 @@ def simulate_multiome(
     n_batches = _check_int(n_batches, "n_batches", minimum=1)
     seed = _check_int(seed, "seed", minimum=0)
     link_noise = _check_fraction(link_noise, "link_noise")
+    if isinstance(link_strength, bool) or not isinstance(link_strength, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= float(link_strength) <= 1.0:
+        raise AttuneInputError(f"parameter link_strength must be a number in [0, 1], got {link_strength!r}")
+    link_strength = float(link_strength)
     pchic_noise = _check_fraction(pchic_noise, "pchic_noise")
     if not isinstance(motifs, (bool, np.bool_)):
         raise AttuneInputError(f"parameter motifs must be True or False, got {motifs!r}")
@@ -538,7 +549,7 @@ def simulate_multiome(
     genome = _simulate_genome(spec, n_genes, n_peaks, link_noise, rng_genome)
     model = _model_parameters(spec, genome, n_batches, rng_model)
     rna_counts, atac_counts, truth_mean, truth_prob = _simulate_counts(
-        spec, cells, genome, model, truth_layers, rng_counts
+        spec, cells, genome, model, truth_layers, rng_counts, link_strength
     )
     if motifs:
         sequences, gc, tf_pos = _simulate_sequences(genome, rng_seq)
@@ -567,6 +578,7 @@ def simulate_multiome(
             "n_peaks": n_peaks,
             "n_batches": n_batches,
             "link_noise": link_noise,
+            "link_strength": link_strength,
             "pchic_noise": pchic_noise,
             "motifs": bool(motifs),
             "truth_layers": bool(truth_layers),
@@ -898,6 +910,7 @@ def _simulate_genome(spec: _Preset, G: int, P: int, link_noise: float, rng) -> d
     rand_drv = rng.integers(0, n_drv, size=P)
     keep = rng.random(len(unl)) < 0.5
     d1[unl[~keep]] = rand_drv[unl[~keep]]
+    decoy_p = unl[keep]
     bg = np.flatnonzero(p_kind == 3)
     d1[bg] = np.where(rng.random(len(bg)) < 0.5, 0, rand_drv[bg])
     gli3_info = None
@@ -950,6 +963,9 @@ def _simulate_genome(spec: _Preset, G: int, P: int, link_noise: float, rng) -> d
         "link_w": link_w,
         "link_kind": link_kind,
         "link_d": link_d,
+        "decoy_p": decoy_p,
+        "decoy_g": p_gene[decoy_p],
+        "decoy_d": np.abs(p_mid[decoy_p] - tss[p_gene[decoy_p]]),
         "d1": d1,
         "d2": d2,
         "eta": eta.astype(np.float32),
@@ -986,6 +1002,10 @@ def _model_parameters(spec: _Preset, genome: dict, n_batches: int, rng) -> dict:
     lo = rng.normal(-5.0, 0.4, size=P)
     amp = rng.uniform(2.8, 4.2, size=P)
     gc_effect = 2.0 * (genome["peak_gc_target"] - 0.45)
+    # detection probability of an open (q1) and of a closed (q0) peak at median depth
+    # (-0.45 on the logit keeps 2-10 % of entries non-zero, as with the former sigmoid(lo + amp S) read-out)
+    q1 = _sigmoid(lo + gc_effect + amp - 0.45)
+    q0 = _sigmoid(lo + gc_effect - 0.45)
     rna_batch = rng.normal(0.0, 0.25, size=(n_batches, G)) if n_batches > 1 else np.zeros((1, G))
     atac_batch = rng.normal(0.0, 0.25, size=(n_batches, P)) if n_batches > 1 else np.zeros((1, P))
     lib_batch = np.exp(rng.normal(0.0, 0.2, size=n_batches)) if n_batches > 1 else np.ones(1)
@@ -997,6 +1017,8 @@ def _model_parameters(spec: _Preset, genome: dict, n_batches: int, rng) -> dict:
         "W": W,
         "lo": (lo + gc_effect).astype(np.float32),
         "amp": amp.astype(np.float32),
+        "q0": q0.astype(np.float32),
+        "q1": q1.astype(np.float32),
         "rna_batch": rna_batch.astype(np.float32),
         "atac_batch": atac_batch.astype(np.float32),
         "lib_batch": lib_batch,
@@ -1016,8 +1038,18 @@ def _peak_state(D: np.ndarray, genome: dict, peaks: slice | np.ndarray) -> np.nd
 
 
 def _simulate_counts(
-    spec: _Preset, cells: dict, genome: dict, model: dict, truth_layers: bool, rng
+    spec: _Preset, cells: dict, genome: dict, model: dict, truth_layers: bool, rng, link_strength: float = 1.0
 ):
+    """Counts of both modalities and the noise-free layers.
+
+    Causal link model: every peak of every cell is *open* or *closed*. A persistent uniform draw
+    ``U[c, p]`` (the same at every pseudotime) decides it: open at time ``t`` when ``U < S(t)``, where
+    ``S`` is the peak's cell-state opening probability (:func:`_peak_state`). ATAC reads the open state
+    now (detection ``q1`` when open, background ``q0`` when closed); a gene reads the open states of
+    its linked peaks at its RNA time (lags), mixed with their expected state by ``link_strength``.
+    Decoy peaks share ``S`` with the gene's linked peaks but have their own ``U``, so only true links
+    carry the cell-to-cell open/closed trace into expression.
+    """
     n, G, P = cells["n"], len(genome["genes"]), len(genome["peak_names"])
     W = model["W"]
     lag = genome["lag"]
@@ -1039,26 +1071,29 @@ def _simulate_counts(
         t = cells["t"][idx] if spec.trajectory else None
         D = _drivers(spec, cells, idx, t)
         S = _peak_state(D, genome, slice(None))
-        # ---- ATAC
-        logit = model["lo"] + model["amp"] * S
-        prob = _sigmoid(logit).astype(np.float32)
+        U = rng.random(S.shape, dtype=np.float32)  # persistent open/closed draw of each cell's peaks
+        # ---- ATAC: detection q1 when open, q0 when closed; the truth is the expectation over U
+        q0, q1 = model["q0"], model["q1"]
         if truth_prob is not None:
-            truth_prob[idx] = prob
+            truth_prob[idx] = q0 + (q1 - q0) * S
+        p_obs = np.where(U < S, q1, q0)
         b_idx = cells["batch"][idx]
         depth = (cells["depth"][idx] * model["depth_batch"][b_idx]).astype(np.float32)
         if model["atac_batch"].shape[0] > 1:
-            p_obs = _sigmoid(logit + model["atac_batch"][b_idx]).astype(np.float32)
-        else:
-            p_obs = prob
+            logit = np.log(p_obs) - np.log1p(-p_obs) + model["atac_batch"][b_idx]
+            p_obs = _sigmoid(logit).astype(np.float32)
+            del logit
         p_obs = np.minimum(p_obs * depth[:, None], 0.95)
         hit = rng.random(p_obs.shape, dtype=np.float32) < p_obs
-        del p_obs, logit
+        del p_obs
         A = sp.csr_matrix(hit, dtype=np.float32)
         A.data += (rng.random(A.nnz) < 0.15).astype(np.float32)
         atac_blocks.append(A)
         del hit
-        # ---- RNA: R = weighted mean of linked peak states at the gene's RNA time
+        # ---- RNA: R = weighted mean of the linked peaks' open states at the gene's RNA time
+        # (mixed with their expected state by link_strength); R_mean (its expectation) gives the truth
         R = np.empty((len(idx), G), dtype=np.float32)
+        R_mean = np.empty((len(idx), G), dtype=np.float32)
         for value, g_idx, rows, Wr in groups:
             if shifted:
                 t_rna = t - cells["delay"][idx] - value
@@ -1067,14 +1102,25 @@ def _simulate_counts(
                 Sg = S[:, rows] if Dg is D else _peak_state(Dg, genome, rows)
             else:
                 Sg = S[:, rows]
-            R[:, g_idx] = np.asarray(Sg @ Wr)
-        del S
+            R_mean[:, g_idx] = np.asarray(Sg @ Wr)
+            if link_strength > 0:
+                Og = (U[:, rows] < Sg).astype(np.float32)
+                Og = Og * link_strength + Sg * (1.0 - link_strength) if link_strength < 1 else Og
+                R[:, g_idx] = np.asarray(Og @ Wr)
+            else:
+                R[:, g_idx] = R_mean[:, g_idx]
+        del S, U
+        if truth_mean is not None:
+            eta_mean = model["b"] + model["beta"] * R_mean
+            eta_mean -= eta_mean.max(axis=1, keepdims=True)
+            rate_mean = np.exp(eta_mean)
+            truth_mean[idx] = np.log1p(rate_mean / rate_mean.sum(axis=1, keepdims=True) * 1e4)
+            del eta_mean, rate_mean
+        del R_mean
         eta_log = model["b"] + model["beta"] * R
         eta_log -= eta_log.max(axis=1, keepdims=True)
         rate = np.exp(eta_log)
         rel = rate / rate.sum(axis=1, keepdims=True)
-        if truth_mean is not None:
-            truth_mean[idx] = np.log1p(rel * 1e4)
         if model["rna_batch"].shape[0] > 1:
             rate_b = rate * np.exp(model["rna_batch"][b_idx])
             rel = rate_b / rate_b.sum(axis=1, keepdims=True)
@@ -1377,6 +1423,13 @@ def _truth_dict(spec, cells, genome, tf_pos, pchic, obs_names, params) -> dict:
         }
     )
     links = links.sort_values(["gene", "distance"]).reset_index(drop=True)
+    decoys = pd.DataFrame(
+        {
+            "gene": genes[genome["decoy_g"]],
+            "peak": peaks[genome["decoy_p"]],
+            "distance": genome["decoy_d"].astype(np.int64),
+        }
+    ).sort_values(["gene", "distance"]).reset_index(drop=True)
     motif_ids = genome["tf_motif_ids"]
     tf_peaks = np.flatnonzero(genome["tf_of_peak"] >= 0)
     tf_idx = genome["tf_of_peak"][tf_peaks]
@@ -1468,6 +1521,7 @@ def _truth_dict(spec, cells, genome, tf_pos, pchic, obs_names, params) -> dict:
         "params": dict(params),
         "window_bp": int(_WINDOW_BP),
         "links": links,
+        "decoys": decoys,
         "tf_peak": tf_peak.reset_index(drop=True),
         "tfs": tfs,
         "gene_program": gene_program,

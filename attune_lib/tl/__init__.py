@@ -10,6 +10,7 @@ from ._gene_regulation import (
     motif_names, motif_regulon, peak_sequences, peak_soft_clusters, scan_motifs, top_cooccurring_genes,
     transit_pattern,
 )
+from ._links import LINK_FEATURES, link_evaluation, link_features, link_readout
 from ._modality_distance import (
     add_release_embeddings, cross_modal_shift, cross_modal_similarity, high_distance_cells, high_distance_genes,
     modality_cosine,
