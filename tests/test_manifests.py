@@ -17,10 +17,10 @@ from attune_lib.datasets._fetch import (
     DataNotAvailableError,
     cache_dir,
     fetch,
+    list_datasets,
 )
 from attune_lib.datasets._manifest import (
     get_manifest,
-    list_datasets,
     load_manifest,
     manifest_dir,
 )

@@ -1,7 +1,7 @@
 """Datasets: manifests resolved through pooch, readers returning MuData, and the multiome simulator."""
 
-from ._fetch import ChecksumMismatchError, DataNotAvailableError, cache_dir, fetch, is_offline
-from ._manifest import get_manifest, list_datasets, load_manifest, manifest_dir
+from ._fetch import ChecksumMismatchError, DataNotAvailableError, cache_dir, fetch, is_offline, list_datasets
+from ._manifest import get_manifest, load_manifest, manifest_dir
 from ._readers import (
     annotate_genes,
     build_mudata,

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from .._utils import AttuneInputError
-from ._manifest import DataFile, Manifest, get_manifest
+from ._manifest import DataFile, Manifest, get_manifest, load_manifest, manifest_paths
 
 __all__ = [
     "ChecksumMismatchError",
@@ -31,6 +31,7 @@ __all__ = [
     "fetch",
     "fetch_file",
     "is_offline",
+    "list_datasets",
     "package_resource",
 ]
 
@@ -356,3 +357,60 @@ def fetch(
             fetch_file(entry, root=root, offline=offline, progressbar=progressbar)
         )
     return out
+
+
+def _is_cached(m: Manifest, root: Path) -> bool:
+    if m.kind == "simulator":
+        return True
+    if m.kind == "package":
+        try:
+            package_resource(m)
+        except AttuneInputError:
+            return False
+        return True
+    for f in m.required_files:
+        target = root / f.relpath
+        extracted = root / f.extracted_relpath if f.extract else None
+        if extracted is not None and extracted.is_file():
+            continue
+        if not target.is_file():
+            return False
+        if f.size is not None and target.stat().st_size != f.size:
+            return False
+    return True
+
+
+def list_datasets():
+    """Table of all datasets with whether their required files are already in the cache.
+
+    ``cached`` checks presence and size only (no hashing; :func:`~attune_lib.datasets.fetch`
+    verifies checksums). Simulated data is always available; packaged data is available when the
+    package is installed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dataset with columns ``name``, ``title``, ``kind``, ``organism``, ``genome``,
+        ``n_files`` and ``cached`` (bool).
+    """
+    import pandas as pd
+
+    root = cache_dir()
+    rows = []
+    for path in manifest_paths():
+        m = load_manifest(path)
+        rows.append(
+            {
+                "name": m.name,
+                "title": m.title,
+                "kind": m.kind,
+                "organism": m.organism,
+                "genome": m.genome,
+                "n_files": len(m.files),
+                "cached": bool(_is_cached(m, root)),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["name", "title", "kind", "organism", "genome", "n_files", "cached"],
+    )

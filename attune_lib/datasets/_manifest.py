@@ -21,9 +21,9 @@ __all__ = [
     "DataFile",
     "Manifest",
     "get_manifest",
-    "list_datasets",
     "load_manifest",
     "manifest_dir",
+    "manifest_paths",
     "validate_manifest",
 ]
 
@@ -589,7 +589,8 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     return validate_manifest(data, where=where, path=path)
 
 
-def _manifest_paths() -> list[Path]:
+def manifest_paths() -> list[Path]:
+    """Paths of every dataset manifest (``<manifest_dir>/*.yaml``), sorted by name."""
     return sorted(manifest_dir().glob("*.yaml"))
 
 
@@ -605,69 +606,8 @@ def get_manifest(name: str) -> Manifest:
         raise AttuneInputError(f"name: invalid dataset name {name!r}")
     path = manifest_dir() / f"{name}.yaml"
     if not path.is_file():
-        known = [p.stem for p in _manifest_paths()]
+        known = [p.stem for p in manifest_paths()]
         raise AttuneInputError(
             f"name: unknown dataset {name!r}; known datasets: {known}"
         )
     return load_manifest(path)
-
-
-def _is_cached(m: Manifest, root: Path) -> bool:
-    if m.kind == "simulator":
-        return True
-    if m.kind == "package":
-        from ._fetch import package_resource
-
-        try:
-            package_resource(m)
-        except AttuneInputError:
-            return False
-        return True
-    for f in m.required_files:
-        target = root / f.relpath
-        extracted = root / f.extracted_relpath if f.extract else None
-        if extracted is not None and extracted.is_file():
-            continue
-        if not target.is_file():
-            return False
-        if f.size is not None and target.stat().st_size != f.size:
-            return False
-    return True
-
-
-def list_datasets():
-    """Table of all datasets with whether their required files are already in the cache.
-
-    ``cached`` checks presence and size only (no hashing; :func:`~attune_lib.datasets.fetch`
-    verifies checksums). Simulated data is always available; packaged data is available when the
-    package is installed.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per dataset with columns ``name``, ``title``, ``kind``, ``organism``, ``genome``,
-        ``n_files`` and ``cached`` (bool).
-    """
-    import pandas as pd
-
-    from ._fetch import cache_dir
-
-    root = cache_dir()
-    rows = []
-    for path in _manifest_paths():
-        m = load_manifest(path)
-        rows.append(
-            {
-                "name": m.name,
-                "title": m.title,
-                "kind": m.kind,
-                "organism": m.organism,
-                "genome": m.genome,
-                "n_files": len(m.files),
-                "cached": bool(_is_cached(m, root)),
-            }
-        )
-    return pd.DataFrame(
-        rows,
-        columns=["name", "title", "kind", "organism", "genome", "n_files", "cached"],
-    )
