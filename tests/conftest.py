@@ -48,3 +48,75 @@ def sim_cortex_small():
     from attune_lib.datasets import simulate_multiome
 
     return simulate_multiome(preset="cortex", size="small", seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# real 10x Multiome data laid out as users hold it (built from ../shared/data at test time)
+
+
+def write_10x_folder(folder: Path, rna, atac, *, rna_values=None, atac_values=None, bare_chroms: bool = False,
+                     gzipped: bool = True) -> Path:
+    """Write a Cell Ranger ARC ``filtered_feature_bc_matrix/`` folder (features x cells MatrixMarket).
+
+    ``features.tsv`` has the ARC columns ``id, name, feature_type, chrom, start, end``; gene rows
+    carry their (hg38) coordinates when known. ``bare_chroms`` writes ``1`` instead of ``chr1``.
+    """
+    import gzip
+
+    import numpy as np
+    import pandas as pd
+    import scipy.io
+    import scipy.sparse as sp
+
+    folder.mkdir(parents=True, exist_ok=True)
+    Xr = sp.csr_matrix(rna.layers["counts"] if rna_values is None else rna_values)
+    Xa = sp.csr_matrix(atac.layers["counts"] if atac_values is None else atac_values)
+    M = sp.hstack([Xr, Xa]).T.tocoo()
+    peaks = atac.var_names.str.extract(r"^(.+?)[\-:](\d+)-(\d+)$")
+    chrom = peaks[0].str.replace("^chr", "", regex=True) if bare_chroms else peaks[0]
+    gene_chrom = rna.var["chrom"].fillna("") if "chrom" in rna.var else pd.Series("", index=rna.var_names)
+    feats = pd.DataFrame({
+        "id": list(rna.var["gene_ids"]) + list(atac.var_names),
+        "name": list(rna.var_names) + list(atac.var_names),
+        "type": ["Gene Expression"] * rna.n_vars + ["Peaks"] * atac.n_vars,
+        "chrom": list(gene_chrom) + list(chrom),
+        "start": list(rna.var["start"] if "start" in rna.var else [""] * rna.n_vars) + list(peaks[1]),
+        "end": list(rna.var["end"] if "end" in rna.var else [""] * rna.n_vars) + list(peaks[2]),
+    })
+    opener = (lambda p: gzip.open(p, "wb")) if gzipped else (lambda p: open(p, "wb"))
+    sfx = ".gz" if gzipped else ""
+    field = "integer" if np.all(np.mod(M.data, 1) == 0) else "real"
+    with opener(folder / f"matrix.mtx{sfx}") as fh:
+        scipy.io.mmwrite(fh, M, field=field)
+    with opener(folder / f"barcodes.tsv{sfx}") as fh:
+        fh.write(("\n".join(rna.obs_names) + "\n").encode())
+    with opener(folder / f"features.tsv{sfx}") as fh:
+        fh.write(feats.to_csv(sep="\t", header=False, index=False).encode())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bmmc_pair(shared_data_dir):
+    """The real bone-marrow multiome subset (500 cells, 21 cell types, 2 batches) as two AnnData."""
+    import anndata as ad
+
+    base = shared_data_dir / "bmmc500_openproblems"
+    return ad.read_h5ad(base / "rna.h5ad"), ad.read_h5ad(base / "atac.h5ad")
+
+
+@pytest.fixture(scope="session")
+def tenx_folder(bmmc_pair, tmp_path_factory):
+    """Real bone-marrow data as a gzipped 10x ARC ``filtered_feature_bc_matrix/`` folder of raw counts."""
+    rna, atac = bmmc_pair
+    return write_10x_folder(tmp_path_factory.mktemp("tenx") / "filtered_feature_bc_matrix", rna, atac)
+
+
+@pytest.fixture(scope="session")
+def tenx_folder_lognorm(bmmc_pair, tmp_path_factory):
+    """The same real cells as a 10x folder of log-normalised values (log1p of counts per 10k), bare chrom names."""
+    from attune_lib._access import lognormalize
+
+    rna, atac = bmmc_pair
+    return write_10x_folder(tmp_path_factory.mktemp("tenx_log") / "filtered_feature_bc_matrix", rna, atac,
+                            rna_values=lognormalize(rna.layers["counts"]),
+                            atac_values=lognormalize(atac.layers["counts"]), bare_chroms=True)

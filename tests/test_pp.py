@@ -160,8 +160,8 @@ def test_normalize_log1p_skips_normalised_input(attune_log):
     pp.normalize_log1p(a2)
     assert (a2.X != before).nnz == 0
     assert "counts" not in a2.layers
-    assert "already normalised" in attune_log.text
-    assert a2.uns["attune_pp"]["normalize_log1p"]["detected"] == "normalized"
+    assert "already log-normalised" in attune_log.text
+    assert a2.uns["attune_pp"]["normalize_log1p"]["detected"] == "log-normalised"
 
 
 # ---------------------------------------------------------------------------- HVG
@@ -389,7 +389,7 @@ def test_preprocess_rejects_unpaired_and_bad_keys():
     with pytest.raises(AttuneInputError, match="'protein'"):
         pp.preprocess(m2, atac_key="protein")
     with pytest.raises(AttuneInputError, match="left after filtering"):
-        pp.preprocess(m2, min_fraction=1.0)
+        pp.preprocess(m2, peak_min_cells=10_000)
     assert m2["rna"].n_vars == 200 and not m2["rna"].layers and not m2["atac"].layers
 
 

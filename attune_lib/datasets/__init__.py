@@ -28,6 +28,7 @@ from ._real import (
     share_tac,
 )
 from ._presets import PRESETS, apply_preset
+from ._read import check_genome_fit, normalize_chrom_names, normalize_genome, read, read_10x_mtx_folder
 from ._registry import available_datasets, load_dataset
 from ._simulate import simulate_multiome
 
@@ -58,7 +59,12 @@ __all__ = [
     "pbmc10k",
     "pbmc1k",
     "pbmc300",
+    "read",
     "read_10x_multiome_h5",
+    "read_10x_mtx_folder",
+    "check_genome_fit",
+    "normalize_genome",
+    "normalize_chrom_names",
     "read_gene_annotation",
     "read_gmt",
     "read_h5ad_pair",

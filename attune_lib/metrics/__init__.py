@@ -18,9 +18,14 @@ from ._integration import (
 )
 from ._clustering import clustering_agreement, imputation_agreement
 from ._prediction import genewise_pearson, genewise_spearman, prediction_metrics, rmse
+from ._trust import TrustWarning, integration_trust, label_structure, prediction_trust
 from ._links import distance_matched_auroc, distance_strata
 
 __all__ = [
+    "TrustWarning",
+    "integration_trust",
+    "label_structure",
+    "prediction_trust",
     "clustering_agreement",
     "imputation_agreement",
     "mean_average_precision",

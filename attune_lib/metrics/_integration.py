@@ -122,7 +122,11 @@ def mean_average_precision(x, y, *, neighbor_frac: float = 0.01) -> float:
     x = _emb(x, "x")
     y = _labels(y, x.shape[0], "y")
     k = _n_neighbors(x.shape[0], _check_frac(neighbor_frac))
-    nni = _knn_indices(x, k)
+    return _map_from_knn(_knn_indices(x, k), y)
+
+
+def _map_from_knn(nni: np.ndarray, y: np.ndarray) -> float:
+    """MAP of the labels ``y`` over precomputed neighbour indices (so several labelings share one kNN)."""
     match = y[nni] == y[:, None]
     precision_at = np.cumsum(match, axis=1) / np.arange(1, match.shape[1] + 1)
     n_hits = match.sum(axis=1)

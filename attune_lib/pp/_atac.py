@@ -5,6 +5,10 @@ Conventions
 * TF-IDF follows Signac's default (method 1) as also used by GLUE's LSI:
   ``tf = counts / cell total``, ``idf = n_cells / peak total``,
   ``tfidf = log1p(tf * idf * 1e4)``. Cells or peaks with a zero total get 0.
+* TF-IDF needs counts, binary or normalised (scaled-count) values: the term frequency divides each
+  cell by its total, so any per-cell scaling cancels. Log-normalised input (logs, or TF-IDF
+  already applied) is never transformed again: LSI then uses the values as given, and the record in
+  ``.uns`` says so.
 * LSI is a truncated (randomised) SVD of the TF-IDF matrix. With ``standardize=True`` (default,
   GLUE's convention in ``scglue.data.lsi``) the embedding is the left singular vectors ``U``,
   each cell (row) then centred and divided by its standard deviation (ddof=1) across
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._access import get_matrix, matrix_state, record_layer_state
 from .._utils import AttuneInputError, check_values, get_modality
 from ._basic import (
     _check_fraction,
@@ -29,14 +34,15 @@ from ._basic import (
     _filter_mask,
     _get_matrix,
     _is_mudata,
+    _preprocess_rna_steps,
+    _STATE_TEXT,
     _record,
     _sex_mito_keep,
     _single,
     _update,
     _xname,
+    ensure_input_state,
     filter_features,
-    is_raw_counts,
-    preprocess_rna,
     remove_sex_mito,
 )
 
@@ -92,6 +98,11 @@ def tfidf(
         raise AttuneInputError(f"scale_factor must be a positive number, got {scale_factor!r}")
     X = _get_matrix(adata, layer)
     check_values(X, name=_xname(layer))
+    state = matrix_state(adata, layer)
+    if state == "log-normalised":
+        raise AttuneInputError(
+            f"tfidf: {_xname(layer)} holds log-normalised values; TF-IDF needs counts, binary or normalised "
+            "values. Pass layer=<a layer with counts>, or use the values as given (lsi(..., tfidf_key=None))")
     adata.layers[key_added] = _tfidf_matrix(X, scale_factor)
 
 
@@ -101,7 +112,7 @@ def lsi(
     n_comps: int = 50,
     key_added: str = "X_lsi",
     use_highly_variable: bool = False,
-    tfidf_key: str = "tfidf",
+    tfidf_key: str | None = "tfidf",
     drop_first: bool = False,
     standardize: bool = True,
     n_iter: int = 15,
@@ -128,7 +139,8 @@ def lsi(
     use_highly_variable
         Only use features with ``.var["highly_variable"]``.
     tfidf_key
-        Layer holding TF-IDF values.
+        Layer holding TF-IDF values; when absent (or None), TF-IDF is computed from the counts
+        (or normalised values), and log-normalised values are used as given.
     drop_first
         Drop the first component.
     standardize
@@ -153,14 +165,17 @@ def lsi(
         mask = adata.var["highly_variable"].to_numpy(dtype=bool)
     else:
         mask = np.ones(adata.n_vars, dtype=bool)
-    if tfidf_key in adata.layers:
+    if tfidf_key is not None and tfidf_key in adata.layers:
         X = adata.layers[tfidf_key]
         check_values(X, name=f".layers[{tfidf_key!r}]")
         X = sp.csr_matrix(X)[:, mask]
+        source = f"layers[{tfidf_key!r}]"
     else:
-        counts = adata.layers["counts"] if "counts" in adata.layers else adata.X
-        check_values(counts, name=".layers['counts']" if "counts" in adata.layers else ".X")
-        X = _tfidf_matrix(sp.csr_matrix(counts)[:, mask])
+        X, source, state = _lsi_input(adata)
+        X = sp.csr_matrix(X)[:, mask]
+        if state != "log-normalised":
+            X = _tfidf_matrix(X)
+            source = f"TF-IDF of {source}"
     max_comps = min(X.shape) - 1 - int(drop_first)
     if max_comps < 1:
         raise AttuneInputError(f"too few cells/features for LSI (shape {X.shape})")
@@ -192,8 +207,19 @@ def lsi(
             "standardize": bool(standardize),
             "use_highly_variable": bool(use_highly_variable),
             "random_state": int(random_state),
+            "input": source,
         },
     }
+
+
+def _lsi_input(adata):
+    """(matrix, name, state) LSI starts from: counts when there are any, else ``.X`` as its state allows."""
+    try:
+        X, name, state = get_matrix(adata, "counts", where="atac")
+    except AttuneInputError:
+        X, name, state = get_matrix(adata, "any", where="atac")
+    check_values(X, name=name)
+    return X, name, state
 
 
 def select_top_peaks(
@@ -231,30 +257,44 @@ def _top_peaks_mask(X, n_peaks: int) -> np.ndarray:
     return keep
 
 
+#: default minimal number of cells a peak must be detected in (Signac's ``min.cells``-style rule).
+#: The paper's 5 %-of-cells rule (``peak_min_fraction=0.05``) keeps about a quarter of the peaks of
+#: PBMC 10k and under 2 % of those of very sparse data, so it is available but not the default.
+PEAK_MIN_CELLS = 10
+
+
 def preprocess_atac(
     data,
     *,
-    min_fraction: float = 0.05,
+    min_fraction: float | None = None,
+    min_cells: int | None = PEAK_MIN_CELLS,
     n_peaks: int | None = None,
     remove_sex: bool = True,
     n_comps: int | None = 50,
     random_state: int = 0,
     mod: str | None = None,
 ) -> None:
-    """The paper's ATAC recipe, in place.
+    """The paper's ATAC recipe, in place and atomic, using what the input state allows.
 
-    filter peaks accessible in < ``min_fraction`` of cells -> drop sex-chromosome (and chrM)
-    peaks -> optionally keep the ``n_peaks`` most accessible -> ``.layers["counts"]`` = raw
-    counts, ``.X`` stays the raw counts (the model chooses its own input transform) ->
-    ``.layers["tfidf"]`` -> ``.obsm["X_lsi"]`` (GLUE's ATAC reference for NC; skipped when
-    ``n_comps`` is None).
+    filter peaks accessible in fewer than ``min_cells`` cells (and ``min_fraction`` of the cells
+    when given) -> drop sex-chromosome (and chrM) peaks -> optionally keep the ``n_peaks`` most
+    accessible -> for counts (or 0/1 values): ``.layers["counts"]`` = ``.X`` = the counts and
+    ``.layers["tfidf"]``; for normalised values: ``.layers["tfidf"]`` (TF-IDF is invariant to
+    per-cell scaling) and no ``counts`` layer; for log-normalised values: no TF-IDF and no
+    ``counts`` layer -> ``.obsm["X_lsi"]`` (GLUE's ATAC reference for NC; from the TF-IDF, or from
+    the log-normalised values as given; skipped when ``n_comps`` is None).
+
+    A WARNING gives the numbers when the filter removes more than half of the peaks. The steps run
+    on a copy that replaces the data only when all succeeded.
 
     Parameters
     ----------
     data
         AnnData, or MuData with ``mod`` (default ``"atac"``).
     min_fraction
-        See :func:`attune_lib.pp.filter_features`.
+        Minimal fraction of cells; None (default) applies only ``min_cells``. The paper used 0.05.
+    min_cells
+        Minimal number of cells (default :data:`PEAK_MIN_CELLS`).
     n_peaks
         Peaks to keep after filtering (by total counts), or None for all.
     remove_sex
@@ -267,35 +307,60 @@ def preprocess_atac(
         MuData modality.
     """
     adata = _single(data, mod, "atac")
-    min_fraction = _check_fraction(min_fraction, "min_fraction")
+    min_fraction = None if min_fraction is None else _check_fraction(min_fraction, "min_fraction")
+    min_cells = _check_positive_int(min_cells, "min_cells", allow_none=True)
     n_peaks = _check_positive_int(n_peaks, "n_peaks", allow_none=True)
     n_comps = _check_positive_int(n_comps, "n_comps", allow_none=True)
-    _validate_atac(adata, min_fraction, remove_sex)
-    filter_features(adata, min_fraction=min_fraction)
-    if remove_sex:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # warned in _validate_atac
-            remove_sex_mito(adata)
-    if n_peaks is not None and n_peaks < adata.n_vars:
-        adata._inplace_subset_var(_top_peaks_mask(adata.X, n_peaks))
-    adata.layers["counts"] = adata.X.copy()
-    tfidf(adata)
-    if n_comps is not None:
-        lsi(adata, n_comps=n_comps, random_state=random_state)
-    _record(adata, "preprocess_atac", {"n_peaks": int(adata.n_vars), "lsi": n_comps is not None})
+    _validate_atac(adata, min_fraction, min_cells, remove_sex, name=mod or "atac")
+    work = adata.copy()
+    _preprocess_atac_steps(work, min_fraction=min_fraction, min_cells=min_cells, remove_sex=remove_sex,
+                           n_peaks=n_peaks, n_comps=n_comps, random_state=random_state)
+    adata._init_as_actual(work)
     if _is_mudata(data):
         _update(data)
 
 
-def _validate_atac(adata, min_fraction: float, remove_sex: bool) -> None:
-    check_values(adata.X, name="atac .X")
-    if not is_raw_counts(adata):
-        logger.warning("preprocess_atac: .X does not look like raw counts (non-integer values)")
-    keep, _ = _filter_mask(adata.X, min_fraction)
+def _preprocess_atac_steps(work, *, min_fraction, min_cells, remove_sex, n_peaks, n_comps, random_state) -> None:
+    """The ATAC recipe's steps, on a working copy."""
+    state = matrix_state(work, None)
+    n0 = work.n_vars
+    filter_features(work, min_fraction=min_fraction, min_cells=min_cells)
+    n1 = work.n_vars
     if remove_sex:
-        keep &= _sex_mito_keep(adata, chrom_key="chrom", sex=_SEX, mito=True, name="atac")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # warned in _validate_atac
+            remove_sex_mito(work)
+    n2 = work.n_vars
+    if n_peaks is not None and n_peaks < work.n_vars:
+        work._inplace_subset_var(_top_peaks_mask(work.X, n_peaks))
+    if state in ("counts", "binary"):
+        work.layers["counts"] = work.X.copy()
+        record_layer_state(work, "counts", state)
+    if state != "log-normalised":
+        tfidf(work)
+        record_layer_state(work, "tfidf", "log-normalised")
+        transform = f"TF-IDF of {_STATE_TEXT.get(state, state)}"
+    else:
+        transform = "none: log-normalised values used as given (no TF-IDF)"
+    if n_comps is not None:
+        lsi(work, n_comps=n_comps, random_state=random_state, tfidf_key="tfidf" if "tfidf" in work.layers else None)
+    _record(work, "preprocess_atac", {"n_peaks": int(work.n_vars), "lsi": n_comps is not None,
+                                      "input": state, "X": f"{_STATE_TEXT.get(state, state)} as given", "transform": transform,
+                                      "counts_layer": state in ("counts", "binary")})
+    _record(work, "steps", {"input": state, "n_peaks_input": int(n0), "after_filter": int(n1),
+                            "after_sex_mito": int(n2), "after_top_n": int(work.n_vars)})
+
+
+def _validate_atac(adata, min_fraction: float | None, min_cells: int | None, remove_sex: bool,
+                   name: str = "atac") -> None:
+    check_values(adata.X, name=f"{name} .X")
+    ensure_input_state(adata, name=name)
+    keep, _ = _filter_mask(adata.X, min_fraction, min_cells)
+    if remove_sex:
+        keep &= _sex_mito_keep(adata, chrom_key="chrom", sex=_SEX, mito=True, name=name)
     if not keep.any():
-        raise AttuneInputError(f"no peaks left after filtering with min_fraction={min_fraction}")
+        raise AttuneInputError(
+            f"no peaks left after filtering with min_fraction={min_fraction}, min_cells={min_cells}")
 
 
 def preprocess(
@@ -305,18 +370,23 @@ def preprocess(
     atac_key: str = "atac",
     n_top_genes: int = 2000,
     min_fraction: float = 0.05,
+    peak_min_fraction: float | None = None,
+    peak_min_cells: int | None = PEAK_MIN_CELLS,
     batch_key: str | None = None,
     n_peaks: int | None = None,
     n_comps: int | None = 50,
     random_state: int = 0,
 ) -> None:
-    """Run the paper's recipe on both modalities of a paired MuData, in place.
+    """Run the paper's recipe on both modalities of a paired MuData, in place and atomic.
 
-    RNA: :func:`attune_lib.pp.preprocess_rna` (``.X`` log-normalised, ``.layers["counts"]`` raw,
-    2,000 HVGs, ``.obsm["X_pca"]``). ATAC: :func:`preprocess_atac` (``.X`` and
-    ``.layers["counts"]`` raw, ``.layers["tfidf"]``, ``.obsm["X_lsi"]``). Cells are never dropped,
-    so the modalities stay paired; ``mdata.update()`` is called at the end and a summary is
-    written to ``mdata.uns["attune_pp"]``.
+    RNA: :func:`attune_lib.pp.preprocess_rna` (``.X`` log-normalised, ``.layers["counts"]`` raw
+    when the input was counts, 2,000 HVGs, ``.obsm["X_pca"]``). ATAC: :func:`preprocess_atac`
+    (counts kept, ``.layers["tfidf"]``, ``.obsm["X_lsi"]``, as the input state allows). Each
+    modality's input state is the one recorded by :func:`attune_lib.datasets.read`, else detected
+    now (a WARNING when not raw counts). Cells are never dropped, so the modalities stay paired.
+    Both modalities are processed on copies and replaced only when everything succeeded; then
+    ``mdata.update()`` is called and a summary of what was really done (input states, transforms,
+    feature counts after each step) is written to ``mdata.uns["attune_pp"]``.
 
     Parameters
     ----------
@@ -327,7 +397,12 @@ def preprocess(
     n_top_genes
         HVGs kept.
     min_fraction
-        Minimal detection fraction for genes and peaks.
+        Minimal detection fraction for genes (0.05, the paper's).
+    peak_min_fraction
+        Minimal detection fraction for peaks; None (default) applies only ``peak_min_cells``.
+        The paper's setting is 0.05, which drops most peaks of sparse data.
+    peak_min_cells
+        Minimal number of cells a peak is detected in (default 10).
     batch_key
         Column of ``rna.obs`` (or ``mdata.obs``) for batch-aware HVG selection.
     n_peaks
@@ -341,6 +416,9 @@ def preprocess(
     atac = get_modality(mdata, atac_key, role="ATAC")
     # ---- validate everything before any write
     min_fraction = _check_fraction(min_fraction, "min_fraction")
+    peak_min_fraction = None if peak_min_fraction is None else _check_fraction(peak_min_fraction,
+                                                                                "peak_min_fraction")
+    peak_min_cells = _check_positive_int(peak_min_cells, "peak_min_cells", allow_none=True)
     n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
     n_peaks = _check_positive_int(n_peaks, "n_peaks", allow_none=True)
     n_comps = _check_positive_int(n_comps, "n_comps", allow_none=True)
@@ -362,26 +440,37 @@ def preprocess(
     keep &= _sex_mito_keep(rna, chrom_key="chrom", sex=_SEX, mito=True, name=rna_key)
     if not keep.any():
         raise AttuneInputError(f"no genes left after filtering with min_fraction={min_fraction}")
-    _validate_atac(atac, min_fraction, True)
-    # ---- run
+    ensure_input_state(rna, name=rna_key)
+    _validate_atac(atac, peak_min_fraction, peak_min_cells, True, name=atac_key)
+    # ---- run on copies; nothing is written to mdata until both modalities succeeded
+    rna_w, atac_w = rna.copy(), atac.copy()
     if batch_from_mdata:
-        rna.obs[batch_key] = mdata.obs.loc[rna.obs_names, batch_key].to_numpy()
+        rna_w.obs[batch_key] = mdata.obs.loc[rna.obs_names, batch_key].to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # chrom warnings were given above
-        preprocess_rna(rna, min_fraction=min_fraction, n_top_genes=n_top_genes,
-                       batch_key=batch_key, n_comps=n_comps, random_state=random_state)
-        preprocess_atac(atac, min_fraction=min_fraction, n_peaks=n_peaks, n_comps=n_comps,
-                        random_state=random_state)
+        _preprocess_rna_steps(rna_w, min_fraction=min_fraction, remove_sex=True, target_sum=1e4,
+                              n_top_genes=n_top_genes, batch_key=batch_key, n_comps=n_comps,
+                              random_state=random_state, name=rna_key)
+        _preprocess_atac_steps(atac_w, min_fraction=peak_min_fraction, min_cells=peak_min_cells,
+                               remove_sex=True, n_peaks=n_peaks, n_comps=n_comps, random_state=random_state)
+    rna._init_as_actual(rna_w)
+    atac._init_as_actual(atac_w)
     _update(mdata)
+    rna_pp, atac_pp = rna.uns["attune_pp"], atac.uns["attune_pp"]
     record: dict[str, Any] = {
         "params": {"n_top_genes": int(n_top_genes), "min_fraction": float(min_fraction),
+                   "peak_min_fraction": -1.0 if peak_min_fraction is None else float(peak_min_fraction),
+                   "peak_min_cells": int(peak_min_cells or 0),
                    "batch_key": batch_key or "", "n_peaks": -1 if n_peaks is None else int(n_peaks),
                    "n_comps": -1 if n_comps is None else int(n_comps),
                    "random_state": int(random_state), "target_sum": 1e4},
-        "rna": {"n_genes": int(rna.n_vars), "X": "log1p(normalize_total 1e4)",
+        "rna": {"input": rna_pp["steps"]["input"], "n_genes": int(rna.n_vars),
+                "X": rna_pp["normalize_log1p"]["X"], "steps": dict(rna_pp["steps"]),
                 "layers": sorted(rna.layers), "obsm": sorted(rna.obsm)},
-        "atac": {"n_peaks": int(atac.n_vars), "X": "raw counts",
-                 "layers": sorted(atac.layers), "obsm": sorted(atac.obsm)},
+        "atac": {"input": atac_pp["steps"]["input"], "n_peaks": int(atac.n_vars),
+                 "X": atac_pp["preprocess_atac"]["X"], "transform": atac_pp["preprocess_atac"]["transform"],
+                 "steps": dict(atac_pp["steps"]), "layers": sorted(atac.layers), "obsm": sorted(atac.obsm)},
     }
     mdata.uns["attune_pp"] = record
-    logger.info("preprocess: %d cells, %d genes, %d peaks", mdata.n_obs, rna.n_vars, atac.n_vars)
+    logger.info("preprocess: %d cells, %d genes (%s input), %d peaks (%s input)", mdata.n_obs, rna.n_vars,
+                record["rna"]["input"], atac.n_vars, record["atac"]["input"])

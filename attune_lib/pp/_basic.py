@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._access import get_matrix, matrix_state, record_layer_state, set_input_state
 from .._utils import AttuneInputError, check_values, get_modality
 
 logger = logging.getLogger("attune_lib")
 
 __all__ = [
+    "ensure_input_state",
     "filter_features",
     "remove_sex_mito",
     "is_raw_counts",
@@ -31,6 +33,9 @@ __all__ = [
     "preprocess_rna",
 ]
 
+#: how input states read in summaries
+_STATE_TEXT = {"counts": "raw counts", "binary": "0/1 values", "normalised": "normalised values",
+               "log-normalised": "log-normalised values"}
 #: chromosome names treated as mitochondrial
 MITO_CHROMS = frozenset({"chrM", "chrMT", "MT", "M", "chrm", "mt"})
 #: gene-name prefixes treated as mitochondrial when the chromosome is unknown
@@ -129,13 +134,50 @@ def _n_detected(X) -> np.ndarray:
     return np.count_nonzero(np.asarray(X), axis=0)
 
 
-def _filter_mask(X, min_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """(keep mask, detection fraction) for :func:`filter_features`."""
+def _filter_mask(X, min_fraction: float | None, min_cells: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(keep mask, detection fraction) for :func:`filter_features`: detected in >= both thresholds."""
     n_obs = X.shape[0]
     n_det = _n_detected(X)
     # integer threshold, robust to float rounding (0.05 * 20 cells must need exactly 1 cell)
-    need = int(np.ceil(min_fraction * n_obs - 1e-9))
+    need = int(np.ceil((min_fraction or 0.0) * n_obs - 1e-9))
+    need = max(need, int(min_cells or 0))
     return n_det >= need, n_det / n_obs
+
+
+def _threshold_text(min_fraction: float | None, min_cells: int | None) -> str:
+    parts = ([f"{min_fraction:.3g} of cells"] if min_fraction else []) + ([f"{min_cells} cells"] if min_cells else [])
+    return " and ".join(parts) or "1 cell"
+
+
+def _report_filter(name: str | None, what: str, n_before: int, n_after: int, min_fraction, min_cells,
+                   param: str) -> None:
+    """INFO line, or a WARNING with the numbers when a quality filter removes more than half the features."""
+    label = f" [{name}]" if name else ""
+    removed = n_before - n_after
+    if n_before and removed > 0.5 * n_before:
+        logger.warning(
+            "filter_features%s: removed %d of %d %s (%.1f%%) detected in fewer than %s; sparse data? "
+            "pass a lower %s to keep more", label, removed, n_before, what, 100.0 * removed / n_before,
+            _threshold_text(min_fraction, min_cells), param)
+    else:
+        logger.info("filter_features%s: kept %d of %d %s detected in >= %s", label, n_after, n_before, what,
+                    _threshold_text(min_fraction, min_cells))
+
+
+def ensure_input_state(adata, *, name: str = "adata") -> str:
+    """The input state of ``adata.X`` (recorded by :func:`attune_lib.datasets.read`), detecting and recording it if unknown.
+
+    Parameters
+    ----------
+    adata
+        AnnData of one modality.
+    name
+        Modality name for the WARNING given when the detected state is not raw counts.
+    """
+    rec = adata.uns.get("attune_input")
+    if isinstance(rec, dict) and "state" in rec:
+        return str(rec.get("matrices", {}).get("X", rec["state"]))
+    return set_input_state(adata, None, name=name)
 
 
 def _record(adata, step: str, info: dict) -> None:
@@ -180,42 +222,50 @@ def _sex_mito_keep(adata, *, chrom_key: str, sex: set, mito: bool, name: str) ->
 def filter_features(
     data,
     *,
-    min_fraction: float = 0.05,
+    min_fraction: float | None = 0.05,
+    min_cells: int | None = None,
     layer: str | None = None,
     mod: str | Sequence[str] | None = None,
 ) -> None:
-    """Drop features detected (non-zero) in fewer than ``min_fraction`` of the cells.
+    """Drop features detected (non-zero) in fewer than ``min_fraction`` of the cells or ``min_cells`` cells.
 
     A feature detected in exactly ``min_fraction`` of the cells is kept (the paper: "genes
     expressed in fewer than 5% of cells were filtered out"). The detection fraction of the kept
-    features is written to ``.var["frac_cells"]``.
+    features is written to ``.var["frac_cells"]``. When the filter removes more than half of a
+    modality's features, a WARNING on the ``"attune_lib"`` logger gives the numbers; the counts
+    before and after are recorded in ``.uns["attune_pp"]["filter_features"]``.
 
     Parameters
     ----------
     data
         AnnData, or MuData (then every modality in ``mod`` is filtered; all when ``mod`` is None).
     min_fraction
-        Minimal fraction of cells in which a feature must be non-zero, in ``[0, 1]``.
+        Minimal fraction of cells in which a feature must be non-zero, in ``[0, 1]``; None: no
+        fraction threshold.
+    min_cells
+        Minimal number of cells in which a feature must be non-zero; None: no count threshold.
     layer
         Matrix to look at; ``None`` means ``.X``.
     mod
         MuData modality name(s).
     """
-    min_fraction = _check_fraction(min_fraction, "min_fraction")
+    min_fraction = None if min_fraction is None else _check_fraction(min_fraction, "min_fraction")
+    min_cells = _check_positive_int(min_cells, "min_cells", allow_none=True)
     targets = _modalities(data, mod)
     masks = []
     for name, adata in targets:  # validate everything first
         X = _get_matrix(adata, layer)
         check_values(X, name=f"{name or 'adata'}{_xname(layer)}")
-        masks.append(_filter_mask(X, min_fraction))
+        masks.append(_filter_mask(X, min_fraction, min_cells))
     for (name, adata), (keep, frac) in zip(targets, masks, strict=True):
         n_before = adata.n_vars
         adata._inplace_subset_var(keep)
         adata.var["frac_cells"] = np.asarray(frac[keep], dtype=float)
-        _record(adata, "filter_features", {"min_fraction": min_fraction, "n_before": n_before,
+        _record(adata, "filter_features", {"min_fraction": -1.0 if min_fraction is None else min_fraction,
+                                           "min_cells": int(min_cells or 0), "n_before": n_before,
                                            "n_after": int(keep.sum())})
-        logger.info("filter_features%s: kept %d of %d features detected in >= %.3g of cells",
-                    f" [{name}]" if name else "", int(keep.sum()), n_before, min_fraction)
+        _report_filter(name, "features", n_before, int(keep.sum()), min_fraction, min_cells,
+                       "min_fraction/min_cells")
     if _is_mudata(data):
         _update(data)
 
@@ -299,25 +349,30 @@ def is_raw_counts(
     X = _get_matrix(adata, layer)
     if adata.n_obs == 0:
         raise AttuneInputError(f"{_xname(layer)} is empty (shape {X.shape})")
+    from .._access import detect_input_state
+
     idx = np.unique(np.linspace(0, adata.n_obs - 1, min(n_cells, adata.n_obs)).round().astype(int))
     sub = X[idx]
     vals = sub.data if sp.issparse(sub) else np.asarray(sub).ravel()
-    if vals.size == 0:
-        return True
-    vals = np.asarray(vals, dtype=np.float64)
-    if not np.all(np.isfinite(vals)) or np.any(vals < 0):
+    if vals.size and (not np.all(np.isfinite(vals)) or np.any(np.asarray(vals) < 0)):
         return False
-    return bool(np.all(np.abs(vals - np.round(vals)) < 1e-6))
+    return detect_input_state(sub, n_cells=n_cells) in ("counts", "binary")
 
 
 def normalize_log1p(
     data, *, target_sum: float = 1e4, mod: str | None = None
 ) -> None:
-    """Library-size normalise to ``target_sum`` per cell and log1p ``.X`` (scanpy).
+    """Library-size normalise to ``target_sum`` per cell and log1p ``.X`` (scanpy), as the input state allows.
 
-    The raw counts are kept, unchanged, in ``.layers["counts"]``. If ``.X`` is detected as already
-    normalised (see :func:`is_raw_counts`), normalisation and log are skipped and an INFO message
-    on the ``"attune_lib"`` logger says so.
+    * raw counts (or 0/1 values): the counts are kept, unchanged, in ``.layers["counts"]``; ``.X``
+      becomes ``log1p(normalize_total)``;
+    * normalised values (CPM, size-factor or ambient-corrected counts): ``.X`` becomes
+      ``log1p(normalize_total)`` too, but no ``counts`` layer is written (they are not counts);
+    * log-normalised values: left as they are.
+
+    The input state is the one recorded by :func:`attune_lib.datasets.read` (or
+    :func:`attune_lib.pp.set_input_state`), else detected now (a WARNING when not raw counts).
+    What was done is recorded in ``.uns["attune_pp"]["normalize_log1p"]``.
 
     Parameters
     ----------
@@ -334,23 +389,26 @@ def normalize_log1p(
     if not np.isfinite(target_sum) or target_sum <= 0:
         raise AttuneInputError(f"target_sum must be a positive number, got {target_sum!r}")
     check_values(adata.X, name=".X")
-    if not is_raw_counts(adata):
-        logger.info(
-            "normalize_log1p: .X is already normalised (non-integer values detected); "
-            "skipping normalize_total and log1p"
-        )
-        _record(adata, "normalize_log1p", {"detected": "normalized", "skipped": True})
+    state = ensure_input_state(adata, name=mod or "rna")
+    if state == "log-normalised":
+        logger.info("normalize_log1p: .X is already log-normalised; left as it is")
+        _record(adata, "normalize_log1p", {"detected": state, "skipped": True,
+                                           "X": "log-normalised values as given"})
         return
-    logger.info("normalize_log1p: .X holds raw counts; normalising to %g per cell and log1p",
-                target_sum)
     X = adata.X
-    adata.layers["counts"] = X.copy()
+    if state in ("counts", "binary"):
+        adata.layers["counts"] = X.copy()
+        record_layer_state(adata, "counts", state)
     if not np.issubdtype(X.dtype, np.floating):
         adata.X = X.astype(np.float32)
     sc.pp.normalize_total(adata, target_sum=target_sum)
     sc.pp.log1p(adata)
-    _record(adata, "normalize_log1p", {"detected": "counts", "skipped": False,
-                                       "target_sum": float(target_sum)})
+    record_layer_state(adata, None, "log-normalised")
+    logger.info("normalize_log1p: .X held %s; normalised to %g per cell and log1p",
+                {"counts": "raw counts", "binary": "0/1 values"}.get(state, f"{state} values"), target_sum)
+    _record(adata, "normalize_log1p", {"detected": state, "skipped": False, "target_sum": float(target_sum),
+                                       "X": f"log1p(normalize_total {target_sum:g}) of {_STATE_TEXT.get(state, state)}",
+                                       "counts_layer": state in ("counts", "binary")})
 
 
 def highly_variable_genes(
@@ -386,9 +444,9 @@ def highly_variable_genes(
     n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
     _check_obs_key(adata, batch_key, "batch_key")
     n = min(n_top_genes, adata.n_vars)
-    if "counts" in adata.layers and is_raw_counts(adata, layer="counts"):
+    if "counts" in adata.layers and matrix_state(adata, "counts") == "counts":
         counts_src: str | None = "counts"
-    elif is_raw_counts(adata):
+    elif matrix_state(adata, None) == "counts":
         counts_src = ".X"  # .X itself still holds the counts (not normalised yet)
     else:
         counts_src = None
@@ -465,14 +523,14 @@ def pca_rna(
     adata = _single(data, mod, "rna")
     n_comps = _check_positive_int(n_comps, "n_comps")
     n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
-    if "counts" in adata.layers and is_raw_counts(adata, layer="counts"):
-        X, raw = adata.layers["counts"], True
-    elif is_raw_counts(adata):
-        X, raw = adata.X, True
-    else:
-        X, raw = adata.X, False
-        logger.info("pca_rna: no raw counts found; using .X as log-normalised values")
-    check_values(X, name="counts" if raw else ".X")
+    try:
+        X, xname, _ = get_matrix(adata, "counts", where=mod or "rna", allow_binary=False)
+        raw = True
+    except AttuneInputError:
+        X, xname, _ = get_matrix(adata, "log-normalised", where=mod or "rna")
+        raw = False
+        logger.info("pca_rna: no raw counts; using %s", xname)
+    check_values(X, name=xname)
     tmp = ad.AnnData(X=X.copy().astype(np.float32), obs=pd.DataFrame(index=adata.obs_names),
                      var=pd.DataFrame(index=adata.var_names))
     if "highly_variable" in adata.var:
@@ -517,12 +575,15 @@ def preprocess_rna(
     random_state: int = 0,
     mod: str | None = None,
 ) -> None:
-    """The paper's RNA recipe, in place.
+    """The paper's RNA recipe, in place and atomic.
 
     filter genes detected in < ``min_fraction`` of cells -> drop sex-chromosome / mitochondrial
     genes -> keep raw counts in ``.layers["counts"]``, normalise to ``target_sum`` and log1p ``.X``
-    -> subset to ``n_top_genes`` HVGs -> GLUE reference PCA in ``.obsm["X_pca"]`` (skipped when
-    ``n_comps`` is None).
+    (as the input state allows, see :func:`normalize_log1p`) -> subset to ``n_top_genes`` HVGs ->
+    GLUE reference PCA in ``.obsm["X_pca"]`` (skipped when ``n_comps`` is None).
+
+    The steps run on a copy, which replaces the data only when every step succeeded, so a
+    failure leaves the input exactly as it was.
 
     Parameters
     ----------
@@ -556,14 +617,31 @@ def preprocess_rna(
         raise AttuneInputError(
             f"no genes left after filtering with min_fraction={min_fraction}"
         )
-    filter_features(adata, min_fraction=min_fraction)
+    ensure_input_state(adata, name=mod or "rna")
+    work = adata.copy()
+    _preprocess_rna_steps(work, min_fraction=min_fraction, remove_sex=remove_sex, target_sum=target_sum,
+                          n_top_genes=n_top_genes, batch_key=batch_key, n_comps=n_comps,
+                          random_state=random_state, name=mod or "rna")
+    adata._init_as_actual(work)  # every step succeeded: replace the data in one go
+    if _is_mudata(data):
+        _update(data)
+
+
+def _preprocess_rna_steps(work, *, min_fraction, remove_sex, target_sum, n_top_genes, batch_key, n_comps,
+                          random_state, name) -> None:
+    """The RNA recipe's steps, on a working copy."""
+    n0 = work.n_vars
+    filter_features(work, min_fraction=min_fraction)
+    n1 = work.n_vars
     if remove_sex:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # already warned above
-            remove_sex_mito(adata)
-    normalize_log1p(adata, target_sum=target_sum)
-    highly_variable_genes(adata, n_top_genes=n_top_genes, batch_key=batch_key, subset=True)
+            remove_sex_mito(work)
+    n2 = work.n_vars
+    normalize_log1p(work, target_sum=target_sum)
+    highly_variable_genes(work, n_top_genes=n_top_genes, batch_key=batch_key, subset=True)
     if n_comps is not None:
-        pca_rna(adata, n_comps=n_comps, random_state=random_state)
-    if _is_mudata(data):
-        _update(data)
+        pca_rna(work, n_comps=n_comps, random_state=random_state)
+    _record(work, "steps", {"input": work.uns["attune_pp"]["normalize_log1p"]["detected"],
+                            "n_genes_input": int(n0), "after_filter": int(n1), "after_sex_mito": int(n2),
+                            "after_hvg": int(work.n_vars)})

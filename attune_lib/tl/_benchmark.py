@@ -436,6 +436,51 @@ def _score(emb: dict, cell_types: np.ndarray, rna_ref, atac_ref, *, seed: int, *
     return out
 
 
+TRUST_COLUMNS = ("map_rna", "map_atac", "map_chance", "label_signal", "flag")
+
+
+def _trust(emb: dict, cell_types: np.ndarray, rna_ref, atac_ref, *, label: str, seed: int) -> dict[str, Any]:
+    """Trust diagnostics of one run (see :func:`attune_lib.metrics.integration_trust`); flags not warned here."""
+    from ..metrics import integration_trust, label_structure
+
+    refs = {"RNA PCA": rna_ref, "ATAC LSI": atac_ref} if rna_ref is not None and atac_ref is not None else None
+    if emb["rna"] is not None and emb["atac"] is not None:
+        t = integration_trust(emb["rna"], emb["atac"], cell_types, references=refs, name=label,
+                              random_state=seed, warn=False)
+        lab = t["label"]
+        return {"map_rna": lab.loc["rna", "map"], "map_atac": lab.loc["atac", "map"],
+                "map_chance": lab.loc["joint", "map_shuffled"], "label_signal": lab.loc["joint", "label_signal"],
+                "flag": t["flag"], "_data_flags": t["data_flags"]}
+    ls = label_structure(emb["joint"], cell_types, random_state=seed)
+    flag = "" if ls["label_signal"] >= 0.15 else (
+        f"{label} keeps no label structure (label MAP {ls['map']:.2f} vs {ls['map_shuffled']:.2f} for shuffled labels)")
+    return {"map_rna": np.nan, "map_atac": np.nan, "map_chance": ls["map_shuffled"],
+            "label_signal": ls["label_signal"], "flag": flag}
+
+
+def warn_flags(df: pd.DataFrame, *, what: str = "benchmark") -> None:
+    """Issue one :class:`~attune_lib.metrics.TrustWarning` per method whose rows carry a ``flag``.
+
+    Parameters
+    ----------
+    df
+        A benchmark table with ``method`` and ``flag`` columns.
+    what
+        Name of the table, for the message.
+    """
+    from ..metrics import TrustWarning
+
+    if "flag" not in df or "method" not in df:
+        return
+    for f in df.attrs.get("data_flags", []):
+        warnings.warn(f"{what}: {f}", TrustWarning, stacklevel=2)
+    flagged = df[df["flag"].fillna("").astype(str).str.len() > 0]
+    for method, rows in flagged.groupby("method", sort=False):
+        n = len(rows)
+        warnings.warn(f"{what}: {rows['flag'].iloc[0]}" + (f" (in {n} of {int((df['method'] == method).sum())} runs)"
+                      if n > 1 else ""), TrustWarning, stacklevel=2)
+
+
 def _per_method(value, name: str, default):
     """``value`` for all methods, or ``value[name]`` when it is a dict; ``default`` when unset."""
     if isinstance(value, Mapping):
@@ -496,6 +541,7 @@ def _run_one(m, name: str, seed: int, *, n_latent, max_epochs, progress_bar: boo
     if emb["rna"] is None or emb["atac"] is None:
         row["status"] = "ok (joint only)"
     row.update(_score(emb, cell_types, rna_ref, atac_ref, seed=seed, **metric_kwargs))
+    row.update(_trust(emb, cell_types, rna_ref, atac_ref, label=method.label, seed=seed))
     if keep is not None:
         keep[(name, seed, *(extra or {}).values())] = emb
     return row
@@ -574,8 +620,14 @@ def run_integration_benchmark(
         One row per method x seed: ``method``, ``label``, ``seed``, the metrics ``map``, ``asw``,
         ``nc``, ``sas``, ``asw_batch``, ``gc``, ``foscttm``, ``alignment``, ``uniformity``,
         ``n_latent``, ``max_epochs``, ``runtime_s``, ``status`` (``"ok"``, ``"ok (joint only)"``,
-        ``"skipped: ..."``, ``"failed: ..."``) and ``bio_conservation``, ``omics_mixing``,
-        ``overall`` (min-max over the ``ok`` rows). With ``return_embeddings``: ``(df, embeddings)``.
+        ``"skipped: ..."``, ``"failed: ..."``), the trust diagnostics ``map_rna``, ``map_atac``
+        (label MAP of each modality's embedding), ``map_chance`` (MAP of shuffled labels),
+        ``label_signal`` and ``flag`` (plain sentences, empty when nothing is wrong; each flag is
+        also issued as a :class:`~attune_lib.metrics.TrustWarning`; see
+        :func:`attune_lib.metrics.integration_trust`), and ``bio_conservation``, ``omics_mixing``,
+        ``overall`` (min-max over the ``ok`` rows). ``df.attrs["data_flags"]`` lists flags about the
+        data (a modality whose own reference keeps no label structure). With ``return_embeddings``:
+        ``(df, embeddings)``.
     """
     methods = _check_methods(methods)
     seeds = _check_seeds(seeds)
@@ -613,7 +665,10 @@ def run_integration_benchmark(
         if row["status"].startswith("skipped"):
             skipped[name] = row["status"]
         rows.append(row)
+    data_flags = sorted({f for r in rows for f in r.pop("_data_flags", [])})
     df = _finish(rows)
+    df.attrs["data_flags"] = data_flags
+    warn_flags(df, what="integration benchmark")
     return (df, keep) if return_embeddings else df
 
 

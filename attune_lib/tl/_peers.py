@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._access import get_matrix
 from .._utils import AttuneInputError, as_csr, get_modality
 
 __all__ = [
@@ -65,22 +66,10 @@ def peer_versions() -> dict[str, str | None]:
 
 
 def _counts(adata, layer: str | None, *, name: str) -> sp.csr_matrix:
-    """Raw counts of a modality: ``layer`` if given, else ``layers["counts"]`` when present, else ``X``."""
-    if layer is not None:
-        if layer not in adata.layers:
-            raise AttuneInputError(f"layer={layer!r} not found in mdata[{name!r}].layers")
-        X = adata.layers[layer]
-    elif "counts" in adata.layers:
-        X = adata.layers["counts"]
-    else:
-        X = adata.X
-    X = as_csr(X)
-    if X.nnz and (X.data.min() < 0 or not np.allclose(X.data, np.round(X.data))):
-        raise AttuneInputError(
-            f"mdata[{name!r}] has no raw counts (expected integers in layers['counts'] or X); "
-            "peers model counts, so pass the raw or pp-preprocessed MuData"
-        )
-    return X
+    """Raw counts of a modality (see :func:`attune_lib._access.get_matrix`); peers' likelihoods model counts."""
+    X, _, _ = get_matrix(adata, "counts", layer=layer, where=f"mdata[{name!r}]",
+                         step="this peer's count likelihood", param=f"{'rna' if name == 'rna' else 'atac'}_layer")
+    return as_csr(X)
 
 
 def _paired_modalities(mdata, rna_key: str, atac_key: str):

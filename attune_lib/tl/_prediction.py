@@ -136,13 +136,17 @@ class LSITransform:
         LSI components (capped at ``min(n_train, n_peaks) - 1``).
     seed
         Seed of the randomised SVD.
+    tfidf
+        Apply TF-IDF (counts, binary or normalised input); False uses the values as given, for
+        log-normalised input, which must never be transformed as if it were counts.
     """
 
-    def __init__(self, n_components: int = 50, *, seed: int = 0):
+    def __init__(self, n_components: int = 50, *, seed: int = 0, tfidf: bool = True):
         if int(n_components) < 1:
             raise AttuneInputError(f"n_components must be >= 1, got {n_components}")
         self.n_components = int(n_components)
         self.seed = seed
+        self.use_tfidf = bool(tfidf)
 
     @staticmethod
     def _tf(X: sp.csr_matrix) -> sp.csr_matrix:
@@ -151,7 +155,9 @@ class LSITransform:
         return sp.csr_matrix(sp.diags(inv) @ X)
 
     def tfidf(self, X) -> sp.csr_matrix:
-        """TF-IDF with the fitted idf."""
+        """TF-IDF with the fitted idf (the values as given when ``tfidf=False``)."""
+        if not self.use_tfidf:
+            return as_csr(X, np.float64)
         T = sp.csr_matrix(self._tf(as_csr(X, np.float64)) @ sp.diags(self.idf_ * 1e4))
         np.log1p(T.data, out=T.data)
         return T
@@ -188,12 +194,12 @@ class _LinearPredictor:
         return (self.transform(X) @ self.coef_ + self.intercept_).astype(np.float32)
 
 
-def _top_peak_transform(X_train, n_peaks: int):
+def _top_peak_transform(X_train, n_peaks: int, tfidf: bool = True):
     """TF-IDF (training idf) of the ``n_peaks`` peaks detected in most training cells, standardised."""
     X_train = as_csr(X_train, np.float64)
     det = np.diff(sp.csc_matrix(X_train).indptr)
     keep = np.sort(np.argsort(-det, kind="stable")[: min(int(n_peaks), X_train.shape[1])])
-    lsi = LSITransform(1)
+    lsi = LSITransform(1, tfidf=tfidf)
     col = np.asarray(X_train.sum(axis=0)).ravel()
     lsi.idf_ = np.divide(X_train.shape[0], col, out=np.zeros_like(col), where=col > 0)
     T = lsi.tfidf(X_train)[:, keep].toarray()
@@ -208,7 +214,7 @@ def _top_peak_transform(X_train, n_peaks: int):
 
 def fit_lasso(X_train, Y_train, *, input: str = "lsi", n_components: int = 50, n_peaks: int = 2000,
               n_alphas: int = 12, alpha_ratio: float = 1e-3, cv: int = 4, seed: int = 0,
-              max_iter: int = 2000, tol: float = 1e-3) -> _LinearPredictor:
+              max_iter: int = 2000, tol: float = 1e-3, tfidf: bool = True) -> _LinearPredictor:
     """LASSO per gene with its alpha chosen by K-fold CV on the training cells.
 
     Parameters
@@ -229,6 +235,8 @@ def fit_lasso(X_train, Y_train, *, input: str = "lsi", n_components: int = 50, n
         Seeds the fold assignment and the LSI.
     max_iter, tol
         Coordinate-descent settings of :class:`sklearn.linear_model.Lasso`.
+    tfidf
+        TF-IDF the ATAC input (False for log-normalised input, used as given).
 
     Returns
     -------
@@ -247,9 +255,9 @@ def fit_lasso(X_train, Y_train, *, input: str = "lsi", n_components: int = 50, n
 
     def make(Xtr):
         if input == "lsi":
-            lsi = LSITransform(n_components, seed=seed).fit(Xtr)
+            lsi = LSITransform(n_components, seed=seed, tfidf=tfidf).fit(Xtr)
             return lsi.transform
-        return _top_peak_transform(Xtr, n_peaks)[0]
+        return _top_peak_transform(Xtr, n_peaks, tfidf)[0]
 
     def path(Z, Yt, alphas):
         """Predictions for each alpha (warm-started from the largest)."""
@@ -288,7 +296,7 @@ def fit_lasso(X_train, Y_train, *, input: str = "lsi", n_components: int = 50, n
 
 
 def fit_lsi_ridge(X_train, Y_train, *, n_components: int = 50, alphas: Sequence[float] | None = None,
-                  seed: int = 0) -> _LinearPredictor:
+                  seed: int = 0, tfidf: bool = True) -> _LinearPredictor:
     """LSI (fitted on the training cells) + ridge regression with one alpha per gene (efficient LOO CV).
 
     Parameters
@@ -301,10 +309,12 @@ def fit_lsi_ridge(X_train, Y_train, *, n_components: int = 50, alphas: Sequence[
         Ridge penalties tried (default ``logspace(-3, 5, 33)``).
     seed
         Seed of the LSI.
+    tfidf
+        TF-IDF the ATAC input (False for log-normalised input, used as given).
     """
     from sklearn.linear_model import RidgeCV
 
-    lsi = LSITransform(n_components, seed=seed).fit(X_train)
+    lsi = LSITransform(n_components, seed=seed, tfidf=tfidf).fit(X_train)
     Y = np.asarray(Y_train.toarray() if sp.issparse(Y_train) else Y_train, dtype=np.float64)
     grid = np.logspace(-3, 5, 33) if alphas is None else np.asarray(alphas, dtype=float)
     ridge = RidgeCV(alphas=grid, alpha_per_target=True).fit(lsi.transform(X_train), Y)
@@ -472,7 +482,9 @@ def run_prediction_benchmark(
     rna_layer
         Log-normalised expression (target and Attune RNA input); None = ``.X``.
     atac_layer
-        ATAC counts (input of every setting); None = ``.X``.
+        ATAC counts (input of every setting); None = ``.X``. Without a ``counts`` layer the ATAC
+        values are used by their input state: TF-IDF for counts or normalised values, as given for
+        log-normalised ones (never TF-IDF of logs).
     truth_layer
         Noise-free expression layer of the RNA modality (simulator); used when present.
     include_ceiling
@@ -487,7 +499,11 @@ def run_prediction_benchmark(
     summary
         One row per (method, split): ``method, setting, contrast, split, n_train, n_val, n_test, pearson,
         spearman, rmse, n_genes, n_genes_constant, n_genes_constant_pred, best_epoch, epochs_run,
-        seconds`` (+ ``pearson_truth``, ``ceiling_pearson`` with a truth layer).
+        null_pearson_q95, flag, seconds`` (+ ``pearson_truth``, ``ceiling_pearson`` with a truth
+        layer). ``null_pearson_q95`` is the 95th percentile of the mean Pearson with the test cells
+        shuffled; ``flag`` says, in words, when predictions are at noise level or constant for many
+        genes (see :func:`attune_lib.metrics.prediction_trust`), and each flagged method is also
+        reported as a :class:`~attune_lib.metrics.TrustWarning`.
     per_gene
         One row per (method, split, gene) with ``pearson, spearman, rmse, mean_true, mean_pred,
         constant_pred`` (+ ``pearson_truth``, ``ceiling_pearson``).
@@ -503,12 +519,17 @@ def run_prediction_benchmark(
     atac = get_modality(mdata, atac_key, role="ATAC")
     if rna.n_obs != atac.n_obs or not rna.obs_names.equals(atac.obs_names):
         raise AttuneInputError(f"mdata[{rna_key!r}] and mdata[{atac_key!r}] must hold the same cells in the same order")
+    from .._access import get_matrix, matrix_state
+
+    if atac_layer == "counts" and "counts" not in atac.layers:
+        atac_layer = None  # no counts layer (normalised input): the ATAC values as they are, by their state
     for key, adata, layer in ((rna_key, rna, rna_layer), (atac_key, atac, atac_layer)):
         if layer is not None and layer not in adata.layers:
             raise AttuneInputError(f"layer {layer!r} not found in mdata[{key!r}].layers; available: "
                                    f"{sorted(adata.layers)}")
-    Y_raw = rna.X if rna_layer is None else rna.layers[rna_layer]
+    Y_raw, _, _ = get_matrix(rna, "log-normalised", layer=rna_layer, where=f"mdata[{rna_key!r}]")
     X_raw = atac.X if atac_layer is None else atac.layers[atac_layer]
+    atac_tfidf = matrix_state(atac, atac_layer) != "log-normalised"
     check_values(Y_raw, name=f"mdata[{rna_key!r}]." + ("X" if rna_layer is None else f"layers[{rna_layer!r}]"),
                  allow_negative=True)
     check_values(X_raw, name=f"mdata[{atac_key!r}]." + ("X" if atac_layer is None else f"layers[{atac_layer!r}]"))
@@ -567,11 +588,11 @@ def run_prediction_benchmark(
         elif setting in ("lasso", "lasso_peaks"):
             lasso = fit_lasso(X[fit], Y[fit], input=lasso_input if setting == "lasso" else "peaks",
                               n_components=lsi_components, n_peaks=lasso_n_peaks, n_alphas=lasso_n_alphas, cv=cv,
-                              seed=run_seed)
+                              seed=run_seed, tfidf=atac_tfidf)
             P = lasso.predict(X[test])
             info["alpha_median"] = float(np.median(lasso.alpha_))
         else:
-            ridge = fit_lsi_ridge(X[fit], Y[fit], n_components=lsi_components, seed=run_seed)
+            ridge = fit_lsi_ridge(X[fit], Y[fit], n_components=lsi_components, seed=run_seed, tfidf=atac_tfidf)
             P = ridge.predict(X[test])
             info["alpha_median"] = float(np.median(ridge.alpha_))
         seconds = time.perf_counter() - t0
@@ -586,12 +607,19 @@ def run_prediction_benchmark(
     summary = pd.DataFrame(rows)
     per_gene = pd.concat(genes_rows, ignore_index=True)
     summary.attrs["splits"] = {"split": split, "n_splits": n_splits, "seed": seed}
+    from ._benchmark import warn_flags
+
+    warn_flags(summary, what="prediction benchmark")
     return summary, per_gene
 
 
 def _collect(rows, genes_rows, y_true, y_pred, truth, genes, keys: dict, info: dict, seconds: float) -> None:
+    from ..metrics import prediction_trust
+
     s, pg = evaluate_prediction(y_true, y_pred, gene_names=genes, truth=truth)
-    rows.append({**keys, **{k: v for k, v in s.items()}, **info, "seconds": seconds})
+    t = prediction_trust(y_true, y_pred, name=keys["method"], random_state=int(keys.get("split", 0)), warn=False)
+    trust = {"null_pearson_q95": t["null_q95"], "flag": t["flag"]}
+    rows.append({**keys, **{k: v for k, v in s.items()}, **info, **trust, "seconds": seconds})
     pg = pg.reset_index()
     for k, v in reversed(list(keys.items())):
         if k in ("method", "setting", "contrast", "split"):

@@ -370,12 +370,12 @@ def link_score_structure(links: pd.DataFrame, *, score: str = "score", distance:
 # baselines
 # --------------------------------------------------------------------------------------------------
 def _counts_matrix(adata, layer: str | None, where: str) -> sp.csr_matrix:
-    if layer is not None and layer in adata.layers:
-        X = adata.layers[layer]
-    elif layer is not None and layer != "counts":
-        raise AttuneInputError(f"layer {layer!r} not found in {where}.layers; available: {sorted(adata.layers)}")
-    else:
-        X = adata.X
+    """Counts (or normalised, not log, values) for aggregation; ``layer="counts"`` falls back by state, never silently."""
+    from .._access import get_matrix
+
+    explicit = layer if (layer is not None and (layer != "counts" or layer in adata.layers)) else None
+    X, _, _ = get_matrix(adata, "scaled", layer=explicit, where=where, step="link baselines (metacell sums)",
+                         param="rna_layer/atac_layer")
     return as_csr(X, dtype=np.float64)
 
 
