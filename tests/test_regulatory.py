@@ -302,6 +302,8 @@ def test_score_links_hand_example():
     assert res.loc["m2", "auroc"] == pytest.approx(0.25)
     assert res.loc["m2", "n_missing"] == 1
     assert res.loc["m1", "n_pos"] == 2 and res.loc["m1", "n_pairs"] == 4
+    # distance-matched: only the farthest stratum holds both classes (pos 60 kb at 0.3 vs neg 200 kb at 0.1)
+    assert res.loc["m1", "auroc_distance_matched"] == pytest.approx(1.0)
     b = R.score_links(links, truth, methods=["m1"], distance_bins=[0, 50_000, 1e6])
     assert list(b["bin"]) == ["all", "[0, 50) kb", "[50, 1000) kb"]
     assert np.isnan(b["auroc"].iloc[2]) or b["n_pos"].iloc[2] == 1

@@ -265,8 +265,13 @@ def score_links(links: pd.DataFrame, truth, *, methods: Sequence[str] | str | No
 
     Returns
     -------
-    DataFrame ``method, bin, auroc, auprc, n_pairs, n_pos, pos_rate, n_missing``.
+    DataFrame ``method, bin, auroc, auprc, auroc_distance_matched, n_pairs, n_pos, pos_rate, n_missing``.
+    ``auroc_distance_matched`` (row ``"all"`` only, needs ``distance``): the mean AUROC within 10
+    distance strata of equal numbers of true pairs (:func:`attune_lib.metrics.distance_matched_auroc`),
+    i.e. what a score adds to proximity.
     """
+    from ..metrics._links import distance_matched_auroc
+
     y = _labels(links, truth)
     cols = _score_columns(links, methods)
     bins = [("all", np.ones(len(links), dtype=bool))]
@@ -282,7 +287,10 @@ def score_links(links: pd.DataFrame, truth, *, methods: Sequence[str] | str | No
         s, n_miss = _fill(links[m].to_numpy())
         for label, sel in bins:
             au, ap = _auc(y[sel], s[sel])
-            rows.append({"method": m, "bin": label, "auroc": au, "auprc": ap, "n_pairs": int(sel.sum()),
+            dm = (distance_matched_auroc(y, s, links["distance"].to_numpy(dtype=float))
+                  if label == "all" and "distance" in links and y.any() else np.nan)
+            rows.append({"method": m, "bin": label, "auroc": au, "auprc": ap, "auroc_distance_matched": dm,
+                         "n_pairs": int(sel.sum()),
                          "n_pos": int(y[sel].sum()), "pos_rate": float(y[sel].mean()) if sel.any() else np.nan,
                          "n_missing": int((~np.isfinite(links[m].to_numpy(dtype=float)[sel])).sum())
                          if n_miss else 0})
