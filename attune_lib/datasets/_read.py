@@ -251,11 +251,12 @@ def _read_mtx_pair(found: dict[str, Path]):
     """Assign the two matrices to RNA and ATAC by which name table their shape fits."""
     from ._readers import read_names
 
+    n_cells = len(read_names(found["cells"], what="cell barcodes"))
     n_genes = len(read_names(found["genes"], what="gene names"))
     n_peaks = len(read_names(found["peaks"], what="peak names"))
     shapes = {p: _read_mtx(p).shape for p in found["mtx"]}
-    rna = [p for p, s in shapes.items() if n_genes in s]
-    atac = [p for p, s in shapes.items() if n_peaks in s]
+    rna = [p for p, s in shapes.items() if s in ((n_cells, n_genes), (n_genes, n_cells))]
+    atac = [p for p, s in shapes.items() if s in ((n_cells, n_peaks), (n_peaks, n_cells))]
     if len(rna) != 1 or len(atac) != 1 or rna[0] == atac[0]:
         raise AttuneInputError(
             f"MatrixMarket pair: cannot tell which of {[p.name for p in shapes]} (shapes {list(shapes.values())}) "

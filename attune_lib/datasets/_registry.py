@@ -31,13 +31,14 @@ def load_dataset(name: str = "simulated", *, preset: str | None = None, small: b
         ``"simulated"`` (the embedded default; ``preset`` picks ``pbmc``/``skin``/``cortex``),
         ``"simulated_<preset>"``, or a manifest name such as ``"pbmc1k_muon"`` or ``"pbmc10k_attune"``
         (resolved through the data cache; offline and uncached, the error names the file, its URL and
-        where to put it).
+        where to put it), or the path of the user's own data in any layout
+        :func:`attune_lib.datasets.read` recognises (a 10x folder, ``.h5``, ``.h5mu``, ...).
     small
         For the simulator: the CI-sized variant.
     seed
         For the simulator: its random seed.
     **kwargs
-        Passed to the loader (e.g. ``n_cells`` for the simulator).
+        Passed to the loader (e.g. ``n_cells`` for the simulator, ``genome`` for a path).
     """
     from . import _real
     from ._simulate import simulate_multiome
@@ -54,5 +55,12 @@ def load_dataset(name: str = "simulated", *, preset: str | None = None, small: b
         "cortex_trevino": lambda: _real.cortex(**kwargs),
     }
     if name not in loaders:
-        raise AttuneInputError(f"dataset={name!r} is unknown; choose one of {available_datasets()}")
+        from pathlib import Path
+
+        if Path(str(name)).expanduser().exists():  # the user's own data: any layout datasets.read knows
+            from ._read import read
+
+            return read(name, **kwargs)
+        raise AttuneInputError(f"dataset={name!r} is neither a known dataset nor an existing path; choose one of "
+                               f"{available_datasets()} or pass a file/folder (see attune_lib.datasets.read)")
     return loaders[name]()
