@@ -28,7 +28,7 @@ from ._real import (
     share_tac,
 )
 from ._presets import PRESETS, apply_preset
-from ._read import check_genome_fit, normalize_chrom_names, normalize_genome, read, read_10x_mtx_folder
+from ._read import check_genome_fit, describe, normalize_chrom_names, normalize_genome, read, read_10x_mtx_folder
 from ._registry import available_datasets, load_dataset
 from ._simulate import simulate_multiome
 
@@ -60,6 +60,7 @@ __all__ = [
     "pbmc1k",
     "pbmc300",
     "read",
+    "describe",
     "read_10x_multiome_h5",
     "read_10x_mtx_folder",
     "check_genome_fit",

@@ -43,7 +43,8 @@ from ._readers import (
 
 logger = logging.getLogger("attune_lib")
 
-__all__ = ["read", "read_10x_mtx_folder", "normalize_genome", "normalize_chrom_names", "check_genome_fit"]
+__all__ = ["read", "describe", "read_10x_mtx_folder", "normalize_genome", "normalize_chrom_names",
+           "check_genome_fit"]
 
 #: accepted genome names -> canonical UCSC name
 GENOME_ALIASES = {
@@ -535,3 +536,46 @@ def read(
                               for k, v in fit.items() if k != "message" and v is not None}
         mdata.uns["attune"] = info
     return mdata
+
+
+def describe(mdata) -> str:
+    """A plain-text summary of a paired MuData: shape, layout, genome build and its fit, input states and,
+    once preprocessed, what each step kept.
+
+    Parameters
+    ----------
+    mdata
+        MuData from :func:`read` (or any paired MuData; unknown facts are left out).
+
+    Returns
+    -------
+    str
+        Several lines, ready to print.
+    """
+    info = dict(mdata.uns.get("attune", {})) if isinstance(mdata.uns.get("attune"), Mapping) else {}
+    lines = [f"{mdata.n_obs:,} cells; " + ", ".join(
+        f"{m}: {mdata[m].n_vars:,} {'genes' if m == 'rna' else 'peaks' if m == 'atac' else 'features'}"
+        for m in mdata.mod)]
+    if "layout" in info:
+        lines.append(f"read from {info.get('source', '?')} ({info['layout']})")
+    if "genome" in info:
+        fit = info.get("genome_fit", {})
+        text = f"genome build: {info['genome']}"
+        if fit.get("fits") is not None:
+            text += (f"; {fit['tss_fraction']:.1%} of peaks within 1 kb of a TSS "
+                     f"({fit['enrichment']:.1f}x background)" + ("" if fit["fits"] else
+                                                                  f", poor fit: likely {fit.get('likely', '?')}"))
+        lines.append(text)
+    for m in mdata.mod:
+        rec = mdata[m].uns.get("attune_input")
+        if isinstance(rec, Mapping) and "state" in rec:
+            lines.append(f"{m} input: {rec['state']} ({rec.get('source', 'detected')})")
+    pp = mdata.uns.get("attune_pp")
+    if isinstance(pp, Mapping):
+        for m in ("rna", "atac"):
+            if isinstance(pp.get(m), Mapping) and isinstance(pp[m].get("steps"), Mapping):
+                steps = {k: v for k, v in pp[m]["steps"].items() if k != "input"}
+                lines.append(f"{m} preprocessing: " + " -> ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in
+                                                                   steps.items())
+                             + (f"; {pp[m]['transform']}" if "transform" in pp[m] else f"; .X = {pp[m].get('X', '?')}"))
+    return "\n".join(lines)
