@@ -56,15 +56,25 @@ def run_cmd(
     seed: Annotated[int, typer.Option(help="random seed passed to the notebooks")] = 0,
     output: Annotated[Path, typer.Option(help="folder for executed notebooks")] = Path("results"),
     figures: Annotated[Path, typer.Option(help="folder the figures are written to")] = Path("figures"),
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="extra notebook parameter NAME=VALUE (repeatable), e.g. -p data_path=/my/10x/folder "
+                              "-p genome=hg19")] = None,
 ) -> None:
     """Execute figure notebooks with papermill."""
     from ._runner import run_notebooks
     from ._utils import AttuneInputError
 
     names = None if notebook == "all" else [notebook]
+    extra = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            typer.echo(f"error: --param {item!r}: expected NAME=VALUE, e.g. data_path=/my/folder", err=True)
+            raise typer.Exit(2)
+        extra[key.strip()] = value
     try:
         results = run_notebooks(names, output_dir=output, figures_dir=figures, dataset=dataset,
-                                small=small, seed=seed)
+                                small=small, seed=seed, parameters=extra or None)
     except AttuneInputError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -51,3 +51,23 @@ def test_fetch_unknown_dataset_names_it():
 def test_list_notebooks_sorted():
     stems = [p.stem for p in list_notebooks()]
     assert stems == sorted(stems)
+
+
+def test_run_param_must_be_name_value(tmp_path):
+    res = runner.invoke(app, ["run", "00", "-p", "data_path", "--output", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    assert "NAME=VALUE" in res.output and not (tmp_path / "r").exists()
+
+
+def test_run_passes_params_to_the_notebook(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run_notebooks(names, **kwargs):
+        seen.update(kwargs, names=names)
+        return []
+
+    monkeypatch.setattr("attune_lib._runner.run_notebooks", fake_run_notebooks)
+    res = runner.invoke(app, ["run", "00", "-p", "data_path=/my/10x/outs", "-p", "genome=hg19",
+                              "--output", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert seen["names"] == ["00"] and seen["parameters"] == {"data_path": "/my/10x/outs", "genome": "hg19"}
