@@ -49,9 +49,9 @@ def _gene_vector(adata, gene: str, layer: str | None) -> np.ndarray:
 
 
 def _obs(mdata, key: str) -> pd.Series:
-    from ..tl._potential import _obs_column
+    from ..tl._obs import obs_column
 
-    return _obs_column(mdata, key)
+    return obs_column(mdata, key)
 
 
 # --------------------------------------------------------------------------------------------------

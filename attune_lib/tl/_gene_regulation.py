@@ -33,13 +33,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._utils import AttuneInputError, as_csr, get_modality
+from ._obs import group_codes as _group_codes
+from ._obs import group_matrix as _group_matrix
+from ._obs import is_mudata as _is_mudata
+from ._obs import obs_column as _obs_column
 from ._potential import (
     _counts_layer,
-    _group_codes,
-    _group_matrix,
-    _is_mudata,
     _log_expression,
-    _obs_column,
     pseudobulk,
 )
 

@@ -22,7 +22,10 @@ import numpy as np
 import pandas as pd
 
 from .._utils import AttuneInputError
-from ._potential import _holders, _obs_column, _pseudotime, _write_obs
+from ._obs import obs_column as _obs_column
+from ._obs import obs_holders as _holders
+from ._obs import pseudotime_values as _pseudotime
+from ._obs import write_obs as _write_obs
 
 __all__ = [
     "add_release_embeddings",

@@ -32,6 +32,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._utils import AttuneInputError, as_csr, check_values, get_modality, progress
+from ._obs import group_codes as _group_codes
+from ._obs import group_matrix as _group_matrix
+from ._obs import is_mudata as _is_mudata
+from ._obs import obs_column as _obs_column
+from ._obs import obs_holders as _holders
+from ._obs import pseudotime_values as _pseudotime
+from ._obs import write_obs as _write_obs
 
 logger = logging.getLogger("attune_lib")
 
@@ -52,55 +59,8 @@ PATTERNS = ("flat", "monotone up", "monotone down", "peak-early", "peak-late", "
 
 
 # --------------------------------------------------------------------------------------------------
-# small helpers shared with _gene_regulation / _modality_distance
+# obs and group helpers: shared with _gene_regulation / _modality_distance / pl, in tl._obs
 # --------------------------------------------------------------------------------------------------
-def _is_mudata(data: Any) -> bool:
-    return hasattr(data, "mod")
-
-
-def _holders(data: Any) -> list:
-    """Every object whose ``obs`` receives per-cell results: the MuData and its modalities, or the AnnData."""
-    if _is_mudata(data):
-        return [data, *data.mod.values()]
-    if not hasattr(data, "obs"):
-        raise AttuneInputError(f"expected an AnnData or MuData, got {type(data).__name__}")
-    return [data]
-
-
-def _obs_column(data: Any, key: str, *, what: str = "key") -> pd.Series:
-    """``obs[key]`` of a MuData (its own obs first, then the modalities) or of an AnnData."""
-    for holder in _holders(data):
-        if key in holder.obs:
-            s = holder.obs[key]
-            if holder is not data and _is_mudata(data) and not holder.obs_names.equals(data.obs_names):
-                s = s.reindex(data.obs_names)
-            return s
-    raise AttuneInputError(f"{what}={key!r} is not an obs column of the data (looked in mdata.obs and each "
-                           "modality's obs)")
-
-
-def _write_obs(data: Any, key: str, values, index: pd.Index | None = None) -> None:
-    """Write a per-cell column to ``obs`` of the MuData and of every modality holding those cells."""
-    index = data.obs_names if index is None else index
-    s = pd.Series(values, index=index) if not isinstance(values, pd.Series) else values
-    for holder in _holders(data):
-        if holder.obs_names.equals(index):
-            holder.obs[key] = s.to_numpy() if not isinstance(s.dtype, pd.CategoricalDtype) else s.values
-        else:
-            holder.obs[key] = s.reindex(holder.obs_names).values
-
-
-def _pseudotime(data: Any, key: str) -> np.ndarray:
-    pt = _obs_column(data, key, what="pseudotime_key")
-    try:
-        pt = pd.to_numeric(pt).to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        raise AttuneInputError(f"pseudotime_key={key!r}: obs column is not numeric") from None
-    if not np.isfinite(pt).any():
-        raise AttuneInputError(f"pseudotime_key={key!r}: no finite pseudotime value")
-    return pt
-
-
 def _layer(adata, layer: str | None, where: str):
     if layer is None:
         if adata.X is None:
@@ -446,21 +406,6 @@ def pseudobulk_composition(mdata, *, groupby: str = "pt_group", cell_type_key: s
     if normalize:
         tab = tab.div(tab.sum(axis=1).replace(0, 1), axis=0)
     return tab
-
-
-def _group_codes(data, groupby: str) -> tuple[np.ndarray, list]:
-    g = _obs_column(data, groupby, what="groupby")
-    cat = g if isinstance(g.dtype, pd.CategoricalDtype) else g.astype("category")
-    cats = [c for c in cat.cat.categories if (cat == c).any()]
-    codes = pd.Categorical(cat, categories=cats).codes
-    if len(cats) < 2:
-        raise AttuneInputError(f"groupby={groupby!r} has fewer than two non-empty groups")
-    return np.asarray(codes), cats
-
-
-def _group_matrix(codes: np.ndarray, n_groups: int) -> sp.csr_matrix:
-    ok = codes >= 0
-    return sp.csr_matrix((np.ones(int(ok.sum())), (codes[ok], np.flatnonzero(ok))), shape=(n_groups, len(codes)))
 
 
 def pseudobulk(mdata, *, groupby: str = "pt_group", modality: str = "atac", layer: str | None = None,
