@@ -326,12 +326,15 @@ def run_original(tf_python: Path, original: Path, handoff: Path, work: Path, see
     import numpy as np
 
     result = work / "original_result.npz"
-    if not (args.reuse and result.exists()):
+    digest = hashlib.sha1(b"".join((handoff / f"{m}.h5ad").read_bytes() for m in ("rna", "atac"))).hexdigest()
+    stamp = work / "handoff.sha1"
+    fresh = result.exists() and stamp.exists() and stamp.read_text().strip() == digest
+    if not (args.reuse and fresh):
         cmd = [str(tf_python), str(Path(__file__).resolve()), "--_worker", "--original", str(original),
                "--handoff", str(handoff), "--workdir", str(work), "--seed", str(seed),
                "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
                "--batch-col", "batch" if batch_key else "", "--threads", str(args.threads)]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED=str(seed),
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED=str(seed), OMP_WAIT_POLICY="PASSIVE",
                    OMP_NUM_THREADS=str(args.threads), CUDA_VISIBLE_DEVICES="")
         log = work / "original.log"
         work.mkdir(parents=True, exist_ok=True)
@@ -340,6 +343,7 @@ def run_original(tf_python: Path, original: Path, handoff: Path, work: Path, see
         if res.returncode != 0:
             tail = log.read_text()[-3000:]
             raise SystemExit(f"the original failed (seed {seed}); log {log}:\n{tail}")
+        stamp.write_text(digest + "\n")  # --reuse accepts this run only for the same hand-off
     f = np.load(result)
     meta = json.loads((work / "original_meta.json").read_text())
     spe = int(f["steps_per_epoch"])
@@ -503,17 +507,30 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=PAPER["lr"])
     p.add_argument("--variants", default="original,port,port_origmode",
                    help="comma-separated subset of original, port, port_origmode")
-    p.add_argument("--sim-cells", type=int, default=1500)
-    p.add_argument("--sim-genes", type=int, default=500)
-    p.add_argument("--sim-peaks", type=int, default=2500)
+    p.add_argument("--sim-cells", type=int, default=1000)
+    p.add_argument("--sim-genes", type=int, default=400)
+    p.add_argument("--sim-peaks", type=int, default=2000)
     p.add_argument("--cell-type-key", default="cell_type")
     p.add_argument("--batch-key", default="batch", help="obs column of batches (used when present)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--env", type=Path, default=DEFAULT_ENV, help="TensorFlow environment folder")
     p.add_argument("--python", default="python3.11", help="interpreter for creating the TensorFlow env")
     p.add_argument("--output", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--reuse", action="store_true", help="reuse finished original runs found in --output")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse finished original runs found in --output (only those trained on the same hand-off)")
+    p.add_argument("--from-curves", type=Path, nargs="+", metavar="CSV",
+                   help="do not train: summarise existing curves.csv file(s) (e.g. runs made in parallel)")
     args = p.parse_args(argv)
+    # spinning OpenMP threads stall on a shared, over-subscribed machine (benchmarks/README.md)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.from_curves:
+        import pandas as pd
+
+        args.output.mkdir(parents=True, exist_ok=True)
+        curves = pd.concat([pd.read_csv(f) for f in args.from_curves], ignore_index=True)
+        curves.to_csv(args.output / "curves.csv", index=False)
+        report(curves, args)
+        return
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in variants if v not in ("original", "port", "port_origmode")]
@@ -566,7 +583,12 @@ def main(argv: list[str] | None = None) -> None:
     curves = pd.DataFrame(rows)
     curves.to_csv(args.output / "curves.csv", index=False)
     pd.DataFrame(runtimes).to_csv(args.output / "runtimes.csv", index=False)
-    table, diffs = summarize(curves, args.epochs)
+    report(curves, args)
+
+
+def report(curves, args) -> None:
+    """Write ``table.csv``, ``table.md``, ``differences.csv`` and ``curves.png``; print the table."""
+    table, diffs = summarize(curves, int(curves["epoch"].max()))
     table.to_csv(args.output / "table.csv", index=False)
     diffs.to_csv(args.output / "differences.csv", index=False)
     plot_curves(curves, args.output / "curves.png")
@@ -578,7 +600,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(diffs):
         print("\nDifferences beyond seed noise:")
         print(diffs[diffs["beyond_seed_noise"].fillna(False).astype(bool)].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
-    print(f"\nwritten: {args.output}/{{curves.csv,curves.png,table.csv,table.md,differences.csv,runtimes.csv}}")
+    print(f"\nwritten: {args.output}/{{curves.csv,curves.png,table.csv,table.md,differences.csv}}")
 
 
 if __name__ == "__main__":
