@@ -251,7 +251,7 @@ def get_matrix(adata, kind: str = "any", *, layer: str | None = None, where: str
         ``"counts"``: raw counts (``layer`` if given, else ``.layers["counts"]``, else ``.X``), which
         must be in state ``"counts"`` (or ``"binary"`` when ``allow_binary``);
         ``"scaled"``: the same, also accepting normalised (not log) values, for steps that are
-        invariant to per-cell scaling (TF-IDF, sums over cells);
+        defined on any scaled counts (TF-IDF, sums over cells);
         ``"log-normalised"``: log-normalised values (``layer``/``.X`` as they are when already
         log-normalised, otherwise ``log1p(normalize_total(1e4))`` computed on a copy);
         ``"any"``: ``layer`` (``.X`` for None) as it is.

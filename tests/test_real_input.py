@@ -323,3 +323,29 @@ def test_simulator_runs_raise_no_flags(sim_small):
         df = al.tl.run_integration_benchmark(m, methods=("pca_lsi", "cca"), seeds=(0,), progress_bar=False)
     assert (df["flag"] == "").all() and (df["label_signal"] > 0.5).all()
     assert df.attrs["data_flags"] == []
+
+
+@pytest.mark.parametrize("state", ["counts", "binary", "normalised", "log-normalised"])
+def test_each_atac_state_through_the_recipe(bmmc_pair, state):
+    """Real ATAC in each input state: what pp keeps, how LSI is computed, what the summary says."""
+    rna, atac = bmmc_pair
+    counts = atac.layers["counts"].astype(np.float32)
+    values = {"counts": counts, "binary": (counts > 0).astype(np.float32),
+              "normalised": sp.csr_matrix(sp.diags(1e4 / np.asarray(counts.sum(1)).ravel()) @ counts),
+              "log-normalised": lognormalize(counts)}[state]
+    m = md.MuData({"rna": ad.AnnData(rna.layers["counts"].copy(), obs=rna.obs[[]].copy(), var=rna.var[[]].copy()),
+                   "atac": ad.AnnData(sp.csr_matrix(values), obs=atac.obs[[]].copy(), var=atac.var[[]].copy())})
+    m["atac"].var[["chrom", "start", "end"]] = atac.var_names.str.extract(r"^(.+?)-(\d+)-(\d+)$").to_numpy()
+    m["atac"].var[["start", "end"]] = m["atac"].var[["start", "end"]].astype(int)
+    al.pp.preprocess(m)
+    a = m["atac"]
+    assert m.uns["attune_pp"]["atac"]["input"] == state
+    assert ("counts" in a.layers) == (state in ("counts", "binary"))
+    assert ("tfidf" in a.layers) == (state != "log-normalised")
+    assert a.obsm["X_lsi"].shape[0] == a.n_obs and np.isfinite(a.obsm["X_lsi"]).all()
+    if state == "normalised":  # TF-IDF of the scaled values as given (not of logs); its TF ignores the scaling
+        from attune_lib.pp._atac import _tfidf_matrix
+
+        keep = np.flatnonzero(atac.var_names.isin(a.var_names))
+        np.testing.assert_allclose(a.layers["tfidf"].toarray(), _tfidf_matrix(values[:, keep]).toarray(), rtol=1e-4,
+                                   atol=1e-5)

@@ -6,7 +6,8 @@ Conventions
   ``tf = counts / cell total``, ``idf = n_cells / peak total``,
   ``tfidf = log1p(tf * idf * 1e4)``. Cells or peaks with a zero total get 0.
 * TF-IDF needs counts, binary or normalised (scaled-count) values: the term frequency divides each
-  cell by its total, so any per-cell scaling cancels. Log-normalised input (logs, or TF-IDF
+  cell by its total, so a per-cell scaling cancels there (the IDF then weighs peaks by their scaled
+  totals). Log-normalised input (logs, or TF-IDF
   already applied) is never transformed again: LSI then uses the values as given, and the record in
   ``.uns`` says so.
 * LSI is a truncated (randomised) SVD of the TF-IDF matrix. With ``standardize=True`` (default,
@@ -279,7 +280,7 @@ def preprocess_atac(
     filter peaks accessible in fewer than ``min_cells`` cells (and ``min_fraction`` of the cells
     when given) -> drop sex-chromosome (and chrM) peaks -> optionally keep the ``n_peaks`` most
     accessible -> for counts (or 0/1 values): ``.layers["counts"]`` = ``.X`` = the counts and
-    ``.layers["tfidf"]``; for normalised values: ``.layers["tfidf"]`` (TF-IDF is invariant to
+    ``.layers["tfidf"]``; for normalised values: ``.layers["tfidf"]`` (its term frequency ignores
     per-cell scaling) and no ``counts`` layer; for log-normalised values: no TF-IDF and no
     ``counts`` layer -> ``.obsm["X_lsi"]`` (GLUE's ATAC reference for NC; from the TF-IDF, or from
     the log-normalised values as given; skipped when ``n_comps`` is None).

@@ -372,7 +372,9 @@ def _run_scmvp(mdata, *, seed=0, n_latent=None, max_epochs=None, progress_bar=Tr
     return np.asarray(model.get_latent_representation(mdata, key_added=None))
 
 
-register_method("attune", _run_attune, label="Attune", max_epochs=20, n_latent=128,
+# max_epochs=None: Attune.train's schedule="auto" (the paper's 20 epochs when they give >= 1,000 steps,
+# else a step budget with early stopping), so small real datasets are not under-trained
+register_method("attune", _run_attune, label="Attune", max_epochs=None, n_latent=128,
                 description="Attune: cross-modal contrastive teacher-student networks (this package)")
 register_method("pca_lsi", _run_pca_lsi, label="PCA/LSI", max_epochs=None, n_latent=30,
                 description="unintegrated baseline: RNA PCA and ATAC LSI, first 30 components each, z-scored")
@@ -597,7 +599,8 @@ def run_integration_benchmark(
         ``obs`` column with cell types (``mdata.obs`` or ``mdata["rna"].obs``).
     max_epochs
         Epoch cap for all methods (int), per method (dict), or ``None`` for each method's cap
-        (attune 20, multivi 50, glue 30, scmvp 15).
+        (attune: its own ``schedule="auto"``, i.e. the paper's 20 epochs on large data and a step
+        budget with early stopping on small data; multivi 50, glue 30, scmvp 15).
     n_latent
         Latent size for all methods (int), per method (dict), or ``None`` for each method's default.
     method_options
