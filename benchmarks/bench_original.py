@@ -521,6 +521,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--from-curves", type=Path, nargs="+", metavar="CSV",
                    help="do not train: summarise existing curves.csv file(s) (e.g. runs made in parallel)")
     args = p.parse_args(argv)
+    args.output = args.output.resolve()  # the TensorFlow worker runs in its own folder
     # spinning OpenMP threads stall on a shared, over-subscribed machine (benchmarks/README.md)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.from_curves:
