@@ -46,6 +46,10 @@ figures-small: $(STAMP)
 	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} OMP_WAIT_POLICY=PASSIVE MPLBACKEND=Agg \
 		$(VENV)/bin/attune-companion run all --small --output $(RESULTS) --figures figures
 
+# Lint: ruff (installed into .venv with the test extra; configured in pyproject.toml, notebooks included).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check attune_lib tests benchmarks notebooks docs
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_attune.py
 

@@ -316,9 +316,14 @@ def main(argv=None) -> int:
     res["load_after_sparse"] = os.getloadavg()[0]
     ep = model.history["time_s"].to_numpy()
     n_batch = int(np.ceil(n_cells / args.batch_size))
-    res.update(sparse_epoch_s=float(ep.mean()), sparse_epochs=ep.tolist(), sparse_20_epochs_min=float(ep.mean() * 20 / 60),
-               sparse_peak_rss_gib=mem.peak / GiB, sparse_extra_rss_gib=mem.extra / GiB,
-               final_loss=float(model.history["loss"].iloc[-1]))
+    res.update(
+        sparse_epoch_s=float(ep.mean()),
+        sparse_epochs=ep.tolist(),
+        sparse_20_epochs_min=float(ep.mean() * 20 / 60),
+        sparse_peak_rss_gib=mem.peak / GiB,
+        sparse_extra_rss_gib=mem.extra / GiB,
+        final_loss=float(model.history["loss"].iloc[-1]),
+    )
     t0 = time.perf_counter()
     model.get_latent_representation(modality="joint")
     res["embed_all_s"] = time.perf_counter() - t0

@@ -57,7 +57,9 @@ def make_data(n_cells: int, n_genes: int, n_peaks: int, *, n_types: int = 8, den
     obs = pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)])
     rna_ad = ad.AnnData(rna_csr, obs=obs.copy(), var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]))
     rna_ad.layers["counts"] = rna_ad.X
-    atac_ad = ad.AnnData(atac_csr, obs=obs.copy(), var=pd.DataFrame(index=[f"chr1:{i * 500}-{i * 500 + 400}" for i in range(n_peaks)]))
+    atac_ad = ad.AnnData(
+        atac_csr, obs=obs.copy(), var=pd.DataFrame(index=[f"chr1:{i * 500}-{i * 500 + 400}" for i in range(n_peaks)])
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mdata = md.MuData({"rna": rna_ad, "atac": atac_ad})
@@ -115,7 +117,10 @@ def main(argv=None) -> int:
     for phase in ("rna", "atac", "warmup", "joint"):
         s = secs[phases == phase].mean()
         per_epoch[phase] = s
-        print(f"  {phase:7s} {s:8.2f} s/epoch  {1000 * s / steps:7.1f} ms/step  (loss {np.array(h['loss'])[phases == phase][-1]:.1f})")
+        print(
+            f"  {phase:7s} {s:8.2f} s/epoch  {1000 * s / steps:7.1f} ms/step  "
+            f"(loss {np.array(h['loss'])[phases == phase][-1]:.1f})"
+        )
     other = total - secs.sum()
     print(f"GMM initialisation and bookkeeping: {other:.1f} s")
     est = 10 * per_epoch["rna"] + 15 * per_epoch["atac"] + 5 * per_epoch["warmup"] + 10 * per_epoch["joint"] + other

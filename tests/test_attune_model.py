@@ -415,7 +415,14 @@ def test_save_load_roundtrip(trained, paired, tmp_path):
 
 
 def test_resume_equals_uninterrupted(paired, tmp_path):
-    kw = {"max_epochs": 2, "batch_size": 64, "lr": 1e-3, "lr_end": 1e-4, "validation_fraction": 0.1, "progress_bar": False}
+    kw = {
+        "max_epochs": 2,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "lr_end": 1e-4,
+        "validation_fraction": 0.1,
+        "progress_bar": False,
+    }
     full = Attune(paired, seed=3, **SMALL)
     full.train(**kw)
 

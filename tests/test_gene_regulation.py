@@ -61,7 +61,9 @@ def _two_patterns(seed=0, n_each=15, n_noise=6):
     rows += [rng.normal(0, 1, 10) for _ in range(n_noise)]
     P = np.array(rows)
     P = (P - P.mean(1, keepdims=True)) / P.std(1, ddof=1, keepdims=True)
-    idx = [f"down{i}" for i in range(n_each)] + [f"up{i}" for i in range(n_each)] + [f"noise{i}" for i in range(n_noise)]
+    idx = (
+        [f"down{i}" for i in range(n_each)] + [f"up{i}" for i in range(n_each)] + [f"noise{i}" for i in range(n_noise)]
+    )
     return pd.DataFrame(P, index=idx, columns=[f"t{i + 1}" for i in range(10)])
 
 
@@ -112,8 +114,14 @@ def _cooccurrence_data(seed=0):
     Y = sp.csr_matrix(rng.poisson(2 + 20 * gene_drv).astype(np.float32))
     obs = pd.DataFrame({"pseudotime": t}, index=[f"c{i}" for i in range(n)])
     genes = ["planted"] + [f"g{i}" for i in range(1, n_genes)]
-    atac = ad.AnnData(X=A, obs=obs.copy(), var=pd.DataFrame({"gc_bias": rng.uniform(0.3, 0.6, n_peaks)},
-                                                            index=[f"chr1:{1000 * i}-{1000 * i + 400}" for i in range(n_peaks)]))
+    atac = ad.AnnData(
+        X=A,
+        obs=obs.copy(),
+        var=pd.DataFrame(
+            {"gc_bias": rng.uniform(0.3, 0.6, n_peaks)},
+            index=[f"chr1:{1000 * i}-{1000 * i + 400}" for i in range(n_peaks)],
+        ),
+    )
     rna = ad.AnnData(X=Y, obs=obs.copy(), var=pd.DataFrame(index=genes))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -139,8 +139,11 @@ def test_residual_trend_patterns():
         "flat": np.zeros(n),
     }
     R = np.column_stack([v + rng.normal(0, 0.05, n) for v in shapes.values()])
-    a = ad.AnnData(X=np.zeros_like(R, dtype=np.float32), obs=pd.DataFrame({"pt": pt}, index=[f"c{i}" for i in range(n)]),
-                   var=pd.DataFrame(index=list(shapes)))
+    a = ad.AnnData(
+        X=np.zeros_like(R, dtype=np.float32),
+        obs=pd.DataFrame({"pt": pt}, index=[f"c{i}" for i in range(n)]),
+        var=pd.DataFrame(index=list(shapes)),
+    )
     a.layers["residual"] = R.astype(np.float32)
     tab = pot.residual_trends(a, pseudotime_key="pt", min_sd=0.1, transition=0.5, lam=1.0)
     assert tab.loc["bump_early", "pattern"] == "peak-early"

@@ -336,9 +336,7 @@ def test_link_score_structure_hand_made():
 
 def test_original_release_scores_are_rank1(shared_data_dir, monkeypatch):
     """The original Attune's released PBMC global scores are, in rank, a gene effect x a peak effect."""
-    from attune_lib.datasets import attune_release
-
-    from attune_lib.datasets import load_gene_annotation, parse_peak_names
+    from attune_lib.datasets import attune_release, load_gene_annotation, parse_peak_names
 
     monkeypatch.setenv("ATTUNE_DATA_DIR", str(shared_data_dir))
     ca = attune_release("pbmc10k", offline=True)["cross_attention"]

@@ -86,7 +86,9 @@ def test_nb_log_likelihood_matches_scipy():
     n, p = theta.numpy(), (theta / (theta + mu)).numpy()
     np.testing.assert_allclose(got, stats.nbinom.logpmf(x.numpy(), n, p), rtol=1e-10, atol=1e-10)
     # hand value: NB(0; mu=1, theta=1) = (1 / 2)^1
-    assert log_nb_positive(torch.tensor(0.0), torch.tensor(1.0), torch.tensor(1.0), eps=0.0).item() == pytest.approx(math.log(0.5))
+    assert log_nb_positive(torch.tensor(0.0), torch.tensor(1.0), torch.tensor(1.0), eps=0.0).item() == pytest.approx(
+        math.log(0.5)
+    )
     # mean and variance of the parameterisation
     assert stats.nbinom.mean(n, p) == pytest.approx(mu.numpy())
     assert stats.nbinom.var(n, p) == pytest.approx((mu + mu**2 / theta).numpy())
@@ -263,7 +265,9 @@ def test_save_load_identical_latent(trained, tmp_path):
     del m2.uns["_attune_lib_setup"]
     loaded = ScMVP.load(tmp_path / "scmvp", m2, device="cpu")
     np.testing.assert_array_equal(loaded.get_latent_representation(key_added=None), z)
-    np.testing.assert_array_equal(loaded.get_cluster_assignments(key_added=None), model.get_cluster_assignments(key_added=None))
+    np.testing.assert_array_equal(
+        loaded.get_cluster_assignments(key_added=None), model.get_cluster_assignments(key_added=None)
+    )
     pd.testing.assert_frame_equal(loaded.history, model.history, check_exact=False)
     # features that differ from the saved ones are rejected, naming the field
     m3 = m.copy()
@@ -276,7 +280,14 @@ def test_save_load_identical_latent(trained, tmp_path):
 def test_checkpoint_resume_matches_uninterrupted(tmp_path, monkeypatch, stop_after):
     m, _ = make_paired(n_cells=120, n_genes=40, n_peaks=120, seed=3)
     ScMVP.setup_mudata(m)
-    kw = {"max_epochs": 3, "warmup_epochs": 1, "pretrain_epochs": (1, 2), "batch_size": 32, "progress_bar": False, "device": "cpu"}
+    kw = {
+        "max_epochs": 3,
+        "warmup_epochs": 1,
+        "pretrain_epochs": (1, 2),
+        "batch_size": 32,
+        "progress_bar": False,
+        "device": "cpu",
+    }
     full = ScMVP(m, n_latent=4, n_components=3, seed=1)
     full.train(**kw)
 
@@ -291,7 +302,11 @@ def test_checkpoint_resume_matches_uninterrupted(tmp_path, monkeypatch, stop_aft
 
     resumed = ScMVP(m, n_latent=4, n_components=3, seed=1)
     resumed.train(checkpoint_dir=tmp_path, resume=True, **kw)
-    assert list(resumed.history["phase"]) == list(full.history["phase"]) == ["rna", "atac", "atac", "warmup", "joint", "joint"]
+    assert (
+        list(resumed.history["phase"])
+        == list(full.history["phase"])
+        == ["rna", "atac", "atac", "warmup", "joint", "joint"]
+    )
     np.testing.assert_allclose(resumed.history["loss"], full.history["loss"], rtol=1e-6)
     np.testing.assert_array_equal(
         resumed.get_latent_representation(key_added=None), full.get_latent_representation(key_added=None)
@@ -370,7 +385,9 @@ def test_paired_seq_removes_common_peaks():
     Y[:9, 402] = 1
     cells = [f"c{i}" for i in range(n)]
     peaks = [f"p{k}" for k in range(400)] + ["hi", "edge", "rare"]
-    rna = ad.AnnData(sp.csr_matrix(X), obs=pd.DataFrame(index=cells), var=pd.DataFrame(index=[f"g{k}" for k in range(210)]))
+    rna = ad.AnnData(
+        sp.csr_matrix(X), obs=pd.DataFrame(index=cells), var=pd.DataFrame(index=[f"g{k}" for k in range(210)])
+    )
     atac = ad.AnnData(sp.csr_matrix(Y), obs=pd.DataFrame(index=cells), var=pd.DataFrame(index=peaks))
     m = _mudata(rna, atac)
     report = apply_preset(m.copy(), "sci-car")

@@ -430,7 +430,9 @@ def test_tf_expression_drives_motif_peaks(sim_skin_small):
     nfib_acc = np.asarray(
         atac[:, tf_peak.loc[tf_peak.tf == "Nfib", "peak"].tolist()].X.mean(1)
     ).ravel()
-    pb = lambda x: np.array([x[bins == b].mean() for b in range(10)])
+    def pb(x):
+        return np.array([x[bins == b].mean() for b in range(10)])
+
     assert np.corrcoef(pb(lef1), pb(acc))[0, 1] > 0.8
     assert np.corrcoef(pb(lef1), pb(nfib_acc))[0, 1] < 0
 
@@ -455,7 +457,9 @@ def test_cortex_boundary(sim_cortex_small):
     atac_score = A[:, pi.get_indexer(links[links.gene.isin(mat)].peak)].mean(1) - A[
         :, pi.get_indexer(links[links.gene.isin(imm)].peak)
     ].mean(1)
-    rank = lambda x: pd.Series(x).rank().to_numpy() / len(x)
+    def rank(x):
+        return pd.Series(x).rank().to_numpy() / len(x)
+
     disagreement = rank(atac_score) - rank(rna_score)
     assert disagreement[expected].mean() > disagreement[~expected].mean() + 0.08
     # other presets have no boundary

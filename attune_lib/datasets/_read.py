@@ -153,8 +153,8 @@ def read_10x_mtx_folder(path: str | os.PathLike, *, make_unique: bool = True):
     }
     missing = [k for k, v in files.items() if v is None]
     if missing:
-        raise AttuneInputError(
-            f"{folder}: not a 10x matrix folder; missing {', '.join(f'{m}.tsv[.gz]' if m != 'matrix' else 'matrix.mtx[.gz]' for m in missing)}")
+        names = [f"{m}.tsv[.gz]" if m != "matrix" else "matrix.mtx[.gz]" for m in missing]
+        raise AttuneInputError(f"{folder}: not a 10x matrix folder; missing {', '.join(names)}")
     feats = _read_table(files["features"], "features")
     barcodes = _read_table(files["barcodes"], "barcodes").iloc[:, 0].to_numpy(dtype=object)
     if feats.shape[1] < 3:

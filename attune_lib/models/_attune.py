@@ -40,10 +40,10 @@ _MODS = ("rna", "atac")
 PAPER_SCHEDULE: dict[str, Any] = {"max_epochs": 20, "max_steps": None, "lr": 1e-4, "lr_end": 1e-6,
                                   "validation_fraction": 0.0, "early_stopping": None}
 #: Used by ``schedule="auto"`` when the paper's 20 epochs give fewer than ``min_steps`` optimisation steps
-#: (a few thousand cells): a step budget, a 10x higher learning rate and early stopping on the
+#: (up to ~6,000 cells at batch 128): a step budget, a 10x higher learning rate and early stopping on the
 #: contrastive loss of 10 % held-out cells, keeping the best epoch's weights.
-SMALL_DATA_SCHEDULE: dict[str, Any] = {"min_steps": 1000, "max_steps": 2000, "lr": 1e-3, "lr_end": 1e-5,
-                                       "validation_fraction": 0.1, "patience_steps": 200, "min_delta": 1e-3}
+SMALL_DATA_SCHEDULE: dict[str, Any] = {"min_steps": 1000, "max_steps": 1000, "lr": 1e-3, "lr_end": 1e-5,
+                                       "validation_fraction": 0.1, "patience_steps": 150, "min_delta": 1e-3}
 _DEFAULT_KEYS = {"rna": "X_attune_rna", "atac": "X_attune_atac", "joint": "X_attune"}
 
 
@@ -250,9 +250,9 @@ class Attune(BaseModel):
         With ``max_epochs`` and ``max_steps`` both None, ``schedule`` chooses them. ``"paper"``: the
         paper's 20 epochs at lr 1e-4 -> 1e-6 (:data:`PAPER_SCHEDULE`). ``"auto"`` (default): the paper's
         schedule when its 20 epochs give at least 1,000 optimisation steps (about 7,000 cells at batch
-        128); on smaller data, where those epochs under-train, :data:`SMALL_DATA_SCHEDULE`: up to 2,000
+        128); on smaller data, where those epochs under-train, :data:`SMALL_DATA_SCHEDULE`: up to 1,000
         steps at lr 1e-3 -> 1e-5 with early stopping on the contrastive loss of 10 % held-out cells
-        (patience ~200 steps), keeping the best epoch's weights. Any argument given explicitly
+        (patience ~150 steps), keeping the best epoch's weights. Any argument given explicitly
         overrides the schedule's value. What was run is in :attr:`train_summary_`, and ``history`` has
         one row per epoch (``loss``, ``val_loss`` when cells are held out, ``lr``, ``step``).
 

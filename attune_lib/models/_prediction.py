@@ -444,8 +444,12 @@ class RNAPredictor(BaseModel):
         source = _RegressionSource(X[fit], Yf, fit)
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
         # the epoch kept is the best on the validation cells; patience=None runs every epoch
-        stopping = EarlyStopping(monitor="val_loss", patience=int(max_epochs) + 1 if patience is None else int(patience),
-                                 min_delta=min_delta, restore_best=True)
+        stopping = EarlyStopping(
+            monitor="val_loss",
+            patience=int(max_epochs) + 1 if patience is None else int(patience),
+            min_delta=min_delta,
+            restore_best=True,
+        )
         trainer = Trainer(
             self.module, source, max_epochs=max_epochs, batch_size=batch_size, lr=lr, lr_end=None,
             validation_fraction=0.0, seed=self.seed, device=device, checkpoint_dir=ckpt, resume=resume,
@@ -628,7 +632,9 @@ class RNAPredictor(BaseModel):
             setattr(self, k, obj[k])
         for k, v in obj["indices"].items():
             setattr(self, k, np.asarray(v, dtype=np.int64))
-        self.history = pd.DataFrame(obj["history"], index=pd.Index(obj["history_index"], name=obj["history_index_name"]))
+        self.history = pd.DataFrame(
+            obj["history"], index=pd.Index(obj["history_index"], name=obj["history_index_name"])
+        )
         return self
 
     def predict_to_layer(self, mdata, *, layer: str = "attune_predicted", align: str = "strict",

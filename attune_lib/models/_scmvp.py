@@ -141,7 +141,10 @@ class ScMVP(BaseModel):
     ):
         registry = self._registered(mdata)
         for name, value, low in (
-            ("n_latent", n_latent, 1), ("n_hidden", n_hidden, 1), ("n_components", n_components, 1), ("n_heads", n_heads, 1)
+            ("n_latent", n_latent, 1),
+            ("n_hidden", n_hidden, 1),
+            ("n_components", n_components, 1),
+            ("n_heads", n_heads, 1),
         ):
             if not isinstance(value, (int, np.integer)) or value < low:
                 raise AttuneInputError(f"{name} must be a positive integer, got {value!r}")
@@ -160,8 +163,13 @@ class ScMVP(BaseModel):
         if n_components > data.n_obs:
             raise AttuneInputError(f"n_components={n_components} exceeds the number of cells ({data.n_obs})")
         self.init_params = {
-            "n_latent": int(n_latent), "n_hidden": int(n_hidden), "n_components": int(n_components),
-            "n_heads": int(n_heads), "dropout_rate": float(dropout_rate), "cycle_weight": float(cycle_weight), "seed": self.seed,
+            "n_latent": int(n_latent),
+            "n_hidden": int(n_hidden),
+            "n_components": int(n_components),
+            "n_heads": int(n_heads),
+            "dropout_rate": float(dropout_rate),
+            "cycle_weight": float(cycle_weight),
+            "seed": self.seed,
         }
         self._var_names = {"rna": pd.Index(self.registry["gene_names"]), "atac": pd.Index(self.registry["peak_names"])}
         set_seed(self.seed)
@@ -353,7 +361,9 @@ class ScMVP(BaseModel):
         """
         pre = tuple(pretrain_epochs) if pretrain_epochs is not None else (0, 0)
         if len(pre) != 2 or any((not isinstance(e, (int, np.integer))) or e < 0 for e in pre):
-            raise AttuneInputError(f"pretrain_epochs must be two non-negative integers (rna, atac), got {pretrain_epochs!r}")
+            raise AttuneInputError(
+                f"pretrain_epochs must be two non-negative integers (rna, atac), got {pretrain_epochs!r}"
+            )
         if not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
             raise AttuneInputError(f"max_epochs must be a positive integer (joint epochs), got {max_epochs!r}")
         if not isinstance(warmup_epochs, (int, np.integer)) or warmup_epochs < 0:
@@ -425,7 +435,9 @@ class ScMVP(BaseModel):
 
     # ------------------------------------------------------------------------- output
     @torch.no_grad()
-    def _posterior_arrays(self, data: _PairedData, *, need: tuple[str, ...], batch_size: int = 256, use_gamma=True) -> dict:
+    def _posterior_arrays(
+        self, data: _PairedData, *, need: tuple[str, ...], batch_size: int = 256, use_gamma=True
+    ) -> dict:
         module = self.module
         was_training = module.training
         module.eval()
@@ -448,7 +460,9 @@ class ScMVP(BaseModel):
         if not self.is_trained:
             raise AttuneInputError("the model is not trained; call .train() (or ScMVP.load) first")
 
-    def get_latent_representation(self, mdata=None, *, key_added: str | None = "X_scmvp", batch_size: int = 256) -> np.ndarray:
+    def get_latent_representation(
+        self, mdata=None, *, key_added: str | None = "X_scmvp", batch_size: int = 256
+    ) -> np.ndarray:
         """Posterior mean of the common latent ``z`` for every cell.
 
         Parameters
@@ -472,7 +486,12 @@ class ScMVP(BaseModel):
         return latent
 
     def get_cluster_assignments(
-        self, mdata=None, *, key_added: str | None = "scmvp_cluster", batch_size: int = 256, return_probabilities: bool = False
+        self,
+        mdata=None,
+        *,
+        key_added: str | None = "scmvp_cluster",
+        batch_size: int = 256,
+        return_probabilities: bool = False,
     ):
         """Most likely mixture component ``argmax_c q(c | z)`` of every cell (at the posterior mean).
 

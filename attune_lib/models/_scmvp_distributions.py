@@ -92,10 +92,13 @@ def log_zip_positive(x: torch.Tensor, mu: torch.Tensor, zi_logits: torch.Tensor,
     return torch.where(x > 0, non_zero, at_zero)
 
 
-def log_zip_positive_rowsum(x: torch.Tensor, mu: torch.Tensor, zi_logits: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def log_zip_positive_rowsum(
+    x: torch.Tensor, mu: torch.Tensor, zi_logits: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
     """Row sums of :func:`log_zip_positive` for sparse ``x``, touching the non-zeros only where needed.
 
-    ``sum_p log p(x_p) = sum_p z_p + sum_{p: x_p > 0} (x_p log mu_p - mu_p - lgamma(x_p + 1) - log(e^{l_p} + e^{-mu_p}))``
+    ``sum_p log p(x_p) = sum_p z_p``
+    ``+ sum_{p: x_p > 0} (x_p log mu_p - mu_p - lgamma(x_p + 1) - log(e^{l_p} + e^{-mu_p}))``
     with the zero term ``z_p = log(e^{l_p} + e^{-mu_p}) - softplus(l_p)``. The same value as
     ``log_zip_positive(x, mu, zi_logits).sum(-1)`` at a fraction of the cost when ``x`` is sparse
     (ATAC is ~3% non-zero).
@@ -175,7 +178,9 @@ def kl_gmm_vade(
     """
     m = qz_m.unsqueeze(1)
     v = qz_v.unsqueeze(1)
-    cross = 0.5 * (_LOG_2PI + torch.log(var_c).unsqueeze(0) + (v + (m - mu_c.unsqueeze(0)) ** 2) / var_c.unsqueeze(0)).sum(-1)
+    cross = 0.5 * (
+        _LOG_2PI + torch.log(var_c).unsqueeze(0) + (v + (m - mu_c.unsqueeze(0)) ** 2) / var_c.unsqueeze(0)
+    ).sum(-1)
     e_log_pz_c = (gamma * cross).sum(-1)  # = -E[log p(z|c)]
     e_log_pc = (gamma * log_pi.unsqueeze(0)).sum(-1)
     e_log_qc = (gamma * torch.log(gamma + eps)).sum(-1)

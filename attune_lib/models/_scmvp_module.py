@@ -104,7 +104,9 @@ class ScMVPModule(nn.Module):
         self.cycle_weight = cycle_weight
 
         self.rna_encoder = MaskAttentionEncoder(n_genes, n_hidden, n_latent, dropout_rate=dropout_rate)
-        self.atac_encoder = SelfAttentionEncoder(n_peaks, n_hidden, n_latent, n_heads=n_heads, dropout_rate=dropout_rate)
+        self.atac_encoder = SelfAttentionEncoder(
+            n_peaks, n_hidden, n_latent, n_heads=n_heads, dropout_rate=dropout_rate
+        )
         self.joint_encoder = JointEncoder(n_hidden, n_latent)
         self.cluster_attention = ClusterAttention(n_components, n_hidden)
         self.rna_decoder = NBDecoder(n_latent, n_hidden, n_genes)
@@ -145,7 +147,9 @@ class ScMVPModule(nn.Module):
         )
         labels = gmm.fit_predict(latent)
         dev = self.mu_c.device
-        self.pi_logits.copy_(torch.as_tensor(np.log(np.clip(gmm.weights_, 1e-8, None)), dtype=torch.float32, device=dev))
+        self.pi_logits.copy_(
+            torch.as_tensor(np.log(np.clip(gmm.weights_, 1e-8, None)), dtype=torch.float32, device=dev)
+        )
         self.mu_c.copy_(torch.as_tensor(gmm.means_, dtype=torch.float32, device=dev))
         self.log_var_c.copy_(torch.as_tensor(np.log(gmm.covariances_), dtype=torch.float32, device=dev))
         self.gmm_initialised.fill_(1)
@@ -228,7 +232,13 @@ class ScMVPModule(nn.Module):
             rec_rna = -log_nb_positive(x_rna, dec["rna_mu"], dec["theta"]).sum(-1).mean()
             rec_atac = -log_zip_positive_rowsum(y_atac, dec["atac_mu"], dec["zi_logits"]).mean()
             kl = kl_normal_standard(enc["qz_m"], enc["qz_v"]).mean()
-            return {"loss": rec_rna + rec_atac + kl, "reconst_rna": rec_rna, "reconst_atac": rec_atac, "kl": kl, "cycle": zero}
+            return {
+                "loss": rec_rna + rec_atac + kl,
+                "reconst_rna": rec_rna,
+                "reconst_atac": rec_atac,
+                "kl": kl,
+                "cycle": zero,
+            }
         log_pi, mu_c, var_c = self.prior_params()
         gamma = torch.softmax(gmm_log_joint(enc["z"], log_pi, mu_c, var_c), dim=-1)
         dec = self.decode(enc["z"], lib_rna, lib_atac, gamma)

@@ -337,7 +337,9 @@ class Trainer:
             phases = [Phase("train", int(max_epochs))]
         phases = list(phases)
         if not phases or any(int(p.max_epochs) < 0 for p in phases) or sum(p.max_epochs for p in phases) < 1:
-            raise AttuneInputError(f"phases must hold at least one epoch, got {[(p.name, p.max_epochs) for p in phases]}")
+            raise AttuneInputError(
+                f"phases must hold at least one epoch, got {[(p.name, p.max_epochs) for p in phases]}"
+            )
         if max_steps is not None and int(max_steps) < 1:
             raise AttuneInputError(f"max_steps must be >= 1 or None, got {max_steps}")
         if int(batch_size) < min_batch_size:

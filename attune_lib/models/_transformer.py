@@ -195,7 +195,7 @@ class PCATokenSource(TokenSource):
         self.n_comps, self.n_hidden, self.seed = int(n_comps), int(n_hidden), int(seed)
         rng = np.random.default_rng([seed, 7])
         self._affine = {}
-        for mi, mod in enumerate(_MODS):
+        for mod in _MODS:
             X = self.matrices(mdata, modalities=(mod,))[mod].astype(np.float64)
             n, F = X.shape
             mean = np.asarray(X.mean(0)).ravel()
@@ -320,7 +320,9 @@ class RegulatoryTransformer(BaseModel):
                 "rna_layer": src.layers["rna"], "atac_layer": src.layers["atac"]}
 
     def _extra_tensors(self) -> dict[str, Any]:
-        return {c: torch.as_tensor(self.pairs[c].to_numpy(dtype=np.int64)) for c in ("gene_idx", "peak_idx", "distance")}
+        return {
+            c: torch.as_tensor(self.pairs[c].to_numpy(dtype=np.int64)) for c in ("gene_idx", "peak_idx", "distance")
+        }
 
     def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Save the decoder, its frozen tokens, the in-window pairs, settings and history to a directory.

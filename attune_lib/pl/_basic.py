@@ -126,7 +126,7 @@ def _color_values(mdata, holder, key: str) -> pd.Series:
         x = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
         return pd.Series(x.ravel(), index=holder.obs_names)
     mods = getattr(mdata, "mod", {})
-    for name, ad in mods.items():
+    for ad in mods.values():
         if key in ad.obs:
             return ad.obs[key]
         if key in ad.var_names:

@@ -57,8 +57,17 @@ def _obs(mdata, key: str) -> pd.Series:
 # --------------------------------------------------------------------------------------------------
 # Fig. 3G-I, S7
 # --------------------------------------------------------------------------------------------------
-def residual_embedding(mdata, *, gene: str, basis: str, predicted_layer: str, residual_layer: str = "residual",
-                       measured_layer: str | None = None, rna_key: str = "rna", point_size: float | None = None) -> Figure:
+def residual_embedding(
+    mdata,
+    *,
+    gene: str,
+    basis: str,
+    predicted_layer: str,
+    residual_layer: str = "residual",
+    measured_layer: str | None = None,
+    rna_key: str = "rna",
+    point_size: float | None = None,
+) -> Figure:
     """Predicted, measured and residual expression of ``gene`` on a 2-D embedding (Fig. 3G).
 
     ``basis`` is an ``obsm`` key of the MuData or of the RNA modality. Measured values are log-normalised
@@ -201,7 +210,9 @@ def pseudobulk_composition(composition: pd.DataFrame, *, palette: str = "tab10")
     return fig
 
 
-def lagging_ranking(scores: pd.DataFrame, *, truth: Sequence[str] = (), n: int = 30, auroc: float | None = None) -> Figure:
+def lagging_ranking(
+    scores: pd.DataFrame, *, truth: Sequence[str] = (), n: int = 30, auroc: float | None = None
+) -> Figure:
     """Top genes by lagging score (bars), planted/known lagging genes highlighted."""
     if "score" not in scores:
         raise AttuneInputError("scores needs a 'score' column (attune_lib.tl.lagging_gene_scores)")
@@ -248,7 +259,9 @@ def soft_clusters(result: Mapping, *, ncols: int = 4, cmap: str = "viridis") -> 
         mem = result["membership"][lab]
         members = cl.index[cl["cluster"].astype(str) == str(lab)]
         for p in mem.loc[members].sort_values().index:
-            ax.plot(x, prof.loc[p].to_numpy(), color=cm(float(mem[p])), lw=1.6 if mem[p] > result.get("alpha", 0.5) else 0.8)
+            ax.plot(
+                x, prof.loc[p].to_numpy(), color=cm(float(mem[p])), lw=1.6 if mem[p] > result.get("alpha", 0.5) else 0.8
+            )
         ax.plot(x, cen.loc[lab].to_numpy(), color="k", lw=2.2)
         n_core = int((cl.loc[members, "core"]).sum())
         ax.set_title(f"cluster {lab}: {len(members)} peaks, {n_core} core", fontsize=8)
@@ -419,7 +432,9 @@ def regulon(table: pd.DataFrame, *, tf: str, n: int = 20, truth: Sequence[str] =
         raise AttuneInputError(f"the regulon of {tf} has no target")
     hl = set(truth)
     fig, ax = plt.subplots(figsize=(5.0, 0.25 * len(top) + 1.3))
-    colors = ["tab:red" if g in hl else ("tab:green" if r > 0 else "tab:purple") for g, r in zip(top["target"], top["r"])]
+    colors = [
+        "tab:red" if g in hl else ("tab:green" if r > 0 else "tab:purple") for g, r in zip(top["target"], top["r"])
+    ]
     ax.barh(top["target"], top["r"], color=colors)
     ax.axvline(0, color="k", lw=0.6)
     ax.set_xlabel(f"Spearman r with {tf} (pseudo-bulk)")

@@ -30,13 +30,13 @@ import scipy.sparse as sp
 from .._access import get_matrix, matrix_state, record_layer_state
 from .._utils import AttuneInputError, check_values, get_modality
 from ._basic import (
+    _STATE_TEXT,
     _check_fraction,
     _check_positive_int,
     _filter_mask,
     _get_matrix,
     _is_mudata,
     _preprocess_rna_steps,
-    _STATE_TEXT,
     _record,
     _sex_mito_keep,
     _single,
@@ -345,9 +345,18 @@ def _preprocess_atac_steps(work, *, min_fraction, min_cells, remove_sex, n_peaks
         transform = "none: log-normalised values used as given (no TF-IDF)"
     if n_comps is not None:
         lsi(work, n_comps=n_comps, random_state=random_state, tfidf_key="tfidf" if "tfidf" in work.layers else None)
-    _record(work, "preprocess_atac", {"n_peaks": int(work.n_vars), "lsi": n_comps is not None,
-                                      "input": state, "X": f"{_STATE_TEXT.get(state, state)} as given", "transform": transform,
-                                      "counts_layer": state in ("counts", "binary")})
+    _record(
+        work,
+        "preprocess_atac",
+        {
+            "n_peaks": int(work.n_vars),
+            "lsi": n_comps is not None,
+            "input": state,
+            "X": f"{_STATE_TEXT.get(state, state)} as given",
+            "transform": transform,
+            "counts_layer": state in ("counts", "binary"),
+        },
+    )
     _record(work, "steps", {"input": state, "n_peaks_input": int(n0), "after_filter": int(n1),
                             "after_sex_mito": int(n2), "after_top_n": int(work.n_vars)})
 

@@ -165,7 +165,9 @@ def _report_filter(name: str | None, what: str, n_before: int, n_after: int, min
 
 
 def ensure_input_state(adata, *, name: str = "adata") -> str:
-    """The input state of ``adata.X`` (recorded by :func:`attune_lib.datasets.read`), detecting and recording it if unknown.
+    """The input state of ``adata.X`` (recorded by :func:`attune_lib.datasets.read`).
+
+    Detected and recorded when unknown.
 
     Parameters
     ----------

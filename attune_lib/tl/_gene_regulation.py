@@ -180,9 +180,9 @@ def fuzzy_cmeans(profiles: pd.DataFrame, *, n_clusters: int | None = None, c_ran
     separated and stops falling (or collapses to 0, i.e. duplicated centroids) once ``c`` exceeds the
     number of distinct patterns. Going up from the smallest ``c``, the chosen ``c`` is the first one whose
     ``Dmin`` falls by less than ``tol`` (10 %) at ``c + 1`` (where the curve levels off); if ``Dmin(c)`` is
-    already ~0 (below 2 % of the curve's maximum), the previous ``c`` (the last solution without duplicated centroids). A curve that keeps
-    falling gives its elbow (both axes rescaled to [0, 1], the point farthest below the chord from the
-    first to the last point, kneedle).
+    already ~0 (below 2 % of the curve's maximum), the previous ``c`` (the last solution without duplicated
+    centroids). A curve that keeps falling gives its elbow (both axes rescaled to [0, 1], the point farthest
+    below the chord from the first to the last point, kneedle).
 
     **Alpha cores**: features whose largest membership exceeds ``alpha`` (0.5) are the cluster's core
     members; clusters can have none (the paper discarded clusters 1 and 4 that way).
@@ -285,8 +285,17 @@ def peak_soft_clusters(mdata, *, peaks: Sequence[str], groupby: str = "pt_group"
 # --------------------------------------------------------------------------------------------------
 # background peaks and co-occurrence
 # --------------------------------------------------------------------------------------------------
-def background_peaks(mdata, *, n_background: int = 50, atac_key: str = "atac", layer: str | None = None,
-                     gc_key: str = "gc_bias", method: str = "exact", seed: int = 0, key_added: str = "bg_peaks") -> None:
+def background_peaks(
+    mdata,
+    *,
+    n_background: int = 50,
+    atac_key: str = "atac",
+    layer: str | None = None,
+    gc_key: str = "gc_bias",
+    method: str = "exact",
+    seed: int = 0,
+    key_added: str = "bg_peaks",
+) -> None:
     """Background peaks matched on GC content and coverage (chromVAR ``getBackgroundPeaks``, pychromvar).
 
     As ``pychromvar.get_bg_peaks``: each peak is a point ``(log10 total counts, GC)``, the two coordinates
@@ -459,10 +468,21 @@ def co_occurrence(mdata, *, peak_groups: Mapping[str, Sequence[str]], groupby: s
         fin = np.isfinite(pval)
         if fin.any():
             padj[fin] = multipletests(pval[fin], method="fdr_bh")[1]
-        out.append(pd.DataFrame({"cluster": name, "gene": gene_names, "mean_r": np.nanmean(fg, axis=0) if len(fg_ok) else np.nan,
-                                 "bg_mean_r": np.nanmean(bgc, axis=0) if len(bg_ok) else np.nan,
-                                 "n_peaks": len(fg_ok), "n_background": len(bg_ok), "statistic": stat,
-                                 "pval": pval, "pval_adj": padj}))
+        out.append(
+            pd.DataFrame(
+                {
+                    "cluster": name,
+                    "gene": gene_names,
+                    "mean_r": np.nanmean(fg, axis=0) if len(fg_ok) else np.nan,
+                    "bg_mean_r": np.nanmean(bgc, axis=0) if len(bg_ok) else np.nan,
+                    "n_peaks": len(fg_ok),
+                    "n_background": len(bg_ok),
+                    "statistic": stat,
+                    "pval": pval,
+                    "pval_adj": padj,
+                }
+            )
+        )
     table = pd.concat(out, ignore_index=True).sort_values(["cluster", "pval"], kind="stable").reset_index(drop=True)
     if key_added is not None:
         mdata.uns[key_added] = table
@@ -485,7 +505,9 @@ def _rna_profiles(mdata, *, groupby: str, rna_key: str, rna_layer: str | None,
     n = np.asarray(G.sum(axis=1)).ravel()
     n[n == 0] = 1.0
     M = (G @ Y) / n[:, None]
-    return pd.DataFrame(M.T, index=rna.var_names[gidx].astype(str), columns=pd.Index([str(c) for c in cats], name=groupby))
+    return pd.DataFrame(
+        M.T, index=rna.var_names[gidx].astype(str), columns=pd.Index([str(c) for c in cats], name=groupby)
+    )
 
 
 def top_cooccurring_genes(table: pd.DataFrame, *, n: int = 5, max_pval: float | None = None,

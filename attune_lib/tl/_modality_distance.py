@@ -201,8 +201,16 @@ def high_distance_cells(mdata, *, distance_key: str = "rna_atac_cosine_distance"
     return float(threshold)
 
 
-def high_distance_genes(mdata, *, groupby: str = "high_distance", group: str = "high", rna_key: str = "rna",
-                        layer: str | None = None, pval_cutoff: float = 0.01, logfc_cutoff: float = 0.25) -> pd.DataFrame:
+def high_distance_genes(
+    mdata,
+    *,
+    groupby: str = "high_distance",
+    group: str = "high",
+    rna_key: str = "rna",
+    layer: str | None = None,
+    pval_cutoff: float = 0.01,
+    logfc_cutoff: float = 0.25,
+) -> pd.DataFrame:
     """Genes over-expressed in the high-distance cells (scanpy ``rank_genes_groups``, Wilcoxon, vs the rest).
 
     Uses :func:`attune_lib.tl._regulatory.differential_genes` (one group vs the rest on log-normalised

@@ -36,7 +36,6 @@ from ._obs import group_codes as _group_codes
 from ._obs import group_matrix as _group_matrix
 from ._obs import is_mudata as _is_mudata
 from ._obs import obs_column as _obs_column
-from ._obs import obs_holders as _holders
 from ._obs import pseudotime_values as _pseudotime
 from ._obs import write_obs as _write_obs
 
@@ -408,8 +407,16 @@ def pseudobulk_composition(mdata, *, groupby: str = "pt_group", cell_type_key: s
     return tab
 
 
-def pseudobulk(mdata, *, groupby: str = "pt_group", modality: str = "atac", layer: str | None = None,
-               features: Sequence[str] | None = None, normalize: str = "auto", standardize: bool = True) -> pd.DataFrame:
+def pseudobulk(
+    mdata,
+    *,
+    groupby: str = "pt_group",
+    modality: str = "atac",
+    layer: str | None = None,
+    features: Sequence[str] | None = None,
+    normalize: str = "auto",
+    standardize: bool = True,
+) -> pd.DataFrame:
     """Per-group profiles of features (features x groups), optionally standardised per feature.
 
     Parameters
@@ -450,8 +457,15 @@ def pseudobulk(mdata, *, groupby: str = "pt_group", modality: str = "atac", laye
         g = _obs_column(mdata, groupby).reindex(adata.obs_names)
         codes = np.asarray(pd.Categorical(g, categories=cats).codes)
     G = _group_matrix(codes, len(cats))
-    Xs = as_csr(X, dtype=np.float64)[:, idx] if sp.issparse(X) else sp.csr_matrix(np.asarray(X, dtype=np.float64)[:, idx])
-    mode = normalize if normalize != "auto" else ("cpm" if _is_integer_matrix(X) else "mean")
+    Xs = (
+        as_csr(X, dtype=np.float64)[:, idx]
+        if sp.issparse(X)
+        else sp.csr_matrix(np.asarray(X, dtype=np.float64)[:, idx])
+    )
+    from .._access import matrix_state
+
+    auto = "cpm" if matrix_state(adata, layer) in ("counts", "binary", "normalised") else "mean"
+    mode = normalize if normalize != "auto" else auto
     if mode == "cpm":
         tot = np.asarray((G @ as_csr(X, dtype=np.float64)).sum(axis=1)).ravel()
         tot[tot == 0] = 1.0
@@ -466,7 +480,9 @@ def pseudobulk(mdata, *, groupby: str = "pt_group", modality: str = "atac", laye
         mu = M.mean(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             M = np.where(sd > 0, (M - mu) / np.where(sd > 0, sd, 1.0), 0.0)
-    return pd.DataFrame(M, index=adata.var_names[idx].astype(str), columns=pd.Index([str(c) for c in cats], name=groupby))
+    return pd.DataFrame(
+        M, index=adata.var_names[idx].astype(str), columns=pd.Index([str(c) for c in cats], name=groupby)
+    )
 
 
 def cell_type_transition(mdata, *, pseudotime_key: str = "pseudotime", groupby: str = "cell_type",
@@ -525,9 +541,21 @@ def _classify(f: np.ndarray, grid: np.ndarray, *, order: int, min_sd: float, sd:
     return "complex", t_max, t_min
 
 
-def residual_trends(mdata, *, pseudotime_key: str = "pseudotime", layer: str = "residual", genes: Sequence[str] | None = None,
-                    rna_key: str = "rna", n_splines: int = 10, lam: float = 10.0, n_grid: int = 100, min_sd: float = 0.0,
-                    order: int = 5, transition: float | None = None, key_added: str | None = "residual_trends") -> pd.DataFrame:
+def residual_trends(
+    mdata,
+    *,
+    pseudotime_key: str = "pseudotime",
+    layer: str = "residual",
+    genes: Sequence[str] | None = None,
+    rna_key: str = "rna",
+    n_splines: int = 10,
+    lam: float = 10.0,
+    n_grid: int = 100,
+    min_sd: float = 0.0,
+    order: int = 5,
+    transition: float | None = None,
+    key_added: str | None = "residual_trends",
+) -> pd.DataFrame:
     """GAM trend of each gene's residual along pseudotime, its SD, extrema and pattern (Fig. 3H, S7a-b).
 
     For each gene a penalised regression spline (``pygam.LinearGAM(s(0, n_splines, lam))``) of the residual
@@ -541,7 +569,8 @@ def residual_trends(mdata, *, pseudotime_key: str = "pseudotime", layer: str = "
     ``peak-early``/``peak-late`` (one interior maximum before / after ``transition``),
     ``dip-early``/``dip-late`` (one interior minimum), ``complex`` (several). ``transition`` defaults to the
     middle of the pseudotime range. ``peak_before_transition``: the trend passes the SD filter, its maximum is
-    positive and lies before ``transition`` (a residual peak before the cell-type transition, the paper's lagging pattern).
+    positive and lies before ``transition`` (a residual peak before the cell-type transition, the paper's lagging
+    pattern).
 
     Parameters
     ----------

@@ -600,7 +600,7 @@ def run_prediction_benchmark(
                 "n_train": train.size, "n_val": val.size, "n_test": test.size}
         _collect(rows, genes_rows, Y[test], P, None if truth is None else truth[test], genes, keys, info, seconds)
     if truth is not None and include_ceiling:
-        for i, (train, val, test) in enumerate(splits):
+        for i, (_train, _val, test) in enumerate(splits):
             keys = {"method": "noise_free", "setting": "noise_free", "contrast": "", "split": i, "n_train": 0,
                     "n_val": 0, "n_test": test.size}
             _collect(rows, genes_rows, Y[test], truth[test], truth[test], genes, keys, {}, 0.0)

@@ -33,8 +33,6 @@ from .._genomics import chrom_with_prefix as _chr
 from .._genomics import gene_coords as _gene_coords
 from .._genomics import gene_peak_pairs  # the coordinates live in attune_lib._genomics, shared with the models
 from .._genomics import peak_coords as _peak_coords
-from .._genomics import reindex_var as _reindex
-from .._genomics import window_pairs as _window_pairs
 from .._utils import AttuneInputError, as_csr, get_modality, progress
 from ._peers import PeerNotAvailable
 
@@ -378,7 +376,10 @@ def link_score_structure(links: pd.DataFrame, *, score: str = "score", distance:
 # baselines
 # --------------------------------------------------------------------------------------------------
 def _counts_matrix(adata, layer: str | None, where: str) -> sp.csr_matrix:
-    """Counts (or normalised, not log, values) for aggregation; ``layer="counts"`` falls back by state, never silently."""
+    """Counts (or normalised, not log, values) for aggregation.
+
+    ``layer="counts"`` falls back by input state, never silently.
+    """
     from .._access import get_matrix
 
     explicit = layer if (layer is not None and (layer != "counts" or layer in adata.layers)) else None

@@ -126,11 +126,14 @@ def main(argv=None) -> pd.DataFrame:
         s = int(ev["seed"].iloc[0])
         new_t, new_p = "Link read-out (fitted: true links)", "Link read-out (fitted: PCHi-C)"
         checks = {
-            "true links: AUROC new > distance": val(ev, "true links", new_t, "auroc") > val(ev, "true links", "Distance", "auroc"),
-            "true links: AUPRC new > distance": val(ev, "true links", new_t, "auprc") > val(ev, "true links", "Distance", "auprc"),
+            "true links: AUROC new > distance": val(ev, "true links", new_t, "auroc")
+            > val(ev, "true links", "Distance", "auroc"),
+            "true links: AUPRC new > distance": val(ev, "true links", new_t, "auprc")
+            > val(ev, "true links", "Distance", "auprc"),
             "true links: matched AUROC new >= Spearman + 0.05": val(ev, "true links", new_t, "auroc_distance_matched")
             >= val(ev, "true links", "Spearman", "auroc_distance_matched") + 0.05,
-            "PCHi-C: AUROC new >= distance": val(ev, "PCHi-C-like", new_p, "auroc") >= val(ev, "PCHi-C-like", "Distance", "auroc"),
+            "PCHi-C: AUROC new >= distance": val(ev, "PCHi-C-like", new_p, "auroc")
+            >= val(ev, "PCHi-C-like", "Distance", "auroc"),
         }
         print(f"seed {s}: " + "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()))
     return summ
