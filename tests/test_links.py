@@ -123,7 +123,7 @@ def test_link_features_columns_and_errors(feats):
     assert m.uns["lf"] is not None and len(F) == len(al.tl.gene_peak_pairs(m))
     assert F["chrom"].str.startswith("chr").all()
     for col in ("log_distance", "contact", "activity", "abc", "covariation", "covariation_z",
-                "covariation_rank", "state_spearman"):
+                "covariation_rank", "state_spearman", "proximity_rank", "state_spearman_rank"):
         assert col in F and np.isfinite(F[col]).all()
     # ABC is normalised over each gene's window
     np.testing.assert_allclose(F.groupby("gene")["abc"].sum(), 1.0, rtol=1e-9)

@@ -12,7 +12,8 @@ from ._potential import (
 )
 from ._prediction import contrast_ablation_prediction, prediction_table, prediction_violins
 from ._regulatory import (
-    attention_elbow, dpag_dotplot, enrichment_bars, link_auroc, link_heatmap, pchic_distances, window_sweep,
+    attention_elbow, dpag_dotplot, enrichment_bars, link_auroc, link_comparison, link_heatmap, pchic_distances,
+    window_sweep,
 )
 
 __all__ = [name for name in dir() if not name.startswith("_")]

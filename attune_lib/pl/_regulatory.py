@@ -17,6 +17,7 @@ __all__ = [
     "dpag_dotplot",
     "enrichment_bars",
     "link_auroc",
+    "link_comparison",
     "link_heatmap",
     "pchic_distances",
     "window_sweep",
@@ -236,5 +237,65 @@ def window_sweep(sweep: pd.DataFrame, *, metric: str = "auroc", window_kb: float
     ax.set_xlabel("peak-gene window (kb)")
     ax.set_ylabel(metric.upper())
     ax.legend(fontsize=7, frameon=False, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def link_comparison(evaluation: pd.DataFrame, *, truth: str | None = None,
+                    metrics: Sequence[str] = ("auroc", "auprc", "auroc_distance_matched"),
+                    reference: str | None = "Distance", highlight: str | None = None, ax=None) -> Figure:
+    """Bars of each method's AUROC, AUPRC and distance-matched AUROC against one truth.
+
+    Parameters
+    ----------
+    evaluation
+        Output of :func:`attune_lib.tl.link_evaluation` (``truth, method`` and the metric columns).
+    truth
+        Which truth to show (default: the first in the table).
+    metrics
+        Metric columns, one panel each.
+    reference
+        Method drawn as a dashed line in every panel (distance alone, by default).
+    highlight
+        Method drawn in the highlight colour.
+    ax
+        Axes to draw on (one per metric, e.g. from ``plt.subplots(1, 3)``); new ones when ``None``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _need(evaluation, ["truth", "method", *metrics], "evaluation")
+    truth = evaluation["truth"].iloc[0] if truth is None else truth
+    df = evaluation[evaluation["truth"] == truth]
+    if df.empty:
+        raise AttuneInputError(f"truth {truth!r} not in the evaluation; available: {sorted(set(evaluation['truth']))}")
+    if ax is None:
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics) + 1.6, 0.32 * len(df) + 1.4),
+                                 sharey=True)
+    else:
+        axes = ax
+        fig = np.atleast_1d(axes)[0].figure
+    axes = np.atleast_1d(axes)
+    if len(axes) != len(metrics):
+        raise AttuneInputError(f"ax: need {len(metrics)} axes (one per metric), got {len(axes)}")
+    labels = {"auroc": "AUROC", "auprc": "AUPRC", "auroc_distance_matched": "distance-matched AUROC"}
+    order = df["method"].tolist()[::-1]
+    d = df.set_index("method").loc[order]
+    for a, met in zip(axes, metrics):
+        colors = [_HIGHLIGHT if m == highlight else _OTHER for m in order]
+        a.barh(range(len(order)), d[met].to_numpy(dtype=float), color=colors)
+        if reference is not None and reference in d.index:
+            a.axvline(float(d.loc[reference, met]), color="k", ls="--", lw=1)
+        if met != "auprc":
+            a.axvline(0.5, color="0.6", ls=":", lw=1)
+        a.set_yticks(range(len(order)))
+        a.set_yticklabels(order, fontsize=8)
+        a.set_xlabel(labels.get(met, met))
+        for i, v in enumerate(d[met].to_numpy(dtype=float)):
+            if np.isfinite(v):
+                a.text(v, i, f" {v:.2f}", va="center", fontsize=7)
+        a.set_xlim(0, 1.12 if met != "auprc" else max(0.05, float(np.nanmax(d[met])) * 1.25))
+    fig.suptitle(f"links vs {truth} (dashed: {reference})" if reference else f"links vs {truth}", fontsize=10)
     fig.tight_layout()
     return fig

@@ -38,7 +38,8 @@ logger = logging.getLogger("attune_lib")
 __all__ = ["LINK_FEATURES", "link_evaluation", "link_features", "link_readout"]
 
 #: Features the combiner uses by default (columns of :func:`link_features`).
-LINK_FEATURES = ("log_distance", "log_abc", "log_activity", "covariation_z", "covariation_rank", "state_spearman")
+LINK_FEATURES = ("log_distance", "proximity_rank", "log_abc", "log_activity", "covariation_z", "covariation_rank",
+                 "state_spearman", "state_spearman_rank")
 
 
 def _embedding(mdata, use_rep: str, rna_key: str) -> np.ndarray:
@@ -134,7 +135,8 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
     pandas.DataFrame
         One row per candidate, gene-major: ``gene, peak, chrom, distance, gene_idx, peak_idx`` and
 
-        - ``log_distance``: ``log10(distance + 1 kb)``; ``contact``: the power law above;
+        - ``log_distance``: ``log10(distance + 1 kb)``; ``proximity_rank``: rank of nearness among the
+          gene's candidates in (0, 1]; ``contact``: the power law above;
         - ``activity``: mean normalised accessibility of the peak; ``log_activity``;
         - ``abc``: ``activity x contact / sum`` of the same over the gene's candidates (ABC-like,
           observed activity); ``log_abc``;
@@ -143,7 +145,8 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
           ``covariation_z``: Fisher ``z x sqrt(n_cells - 3)``; ``covariation_rank``: its rank among
           the gene's candidates in (0, 1];
         - ``state_spearman``: Spearman correlation of the gene and the peak over metacells of
-          neighbouring cells in ``use_rep`` (state-level co-variation; shared by same-program decoys).
+          neighbouring cells in ``use_rep`` (state-level co-variation; shared by same-program decoys);
+          ``state_spearman_rank``: its rank among the gene's candidates.
 
         Every feature of a pair depends only on that gene's and that peak's values (plus the shared
         embedding and, for ``abc``/``covariation_rank``, the other peaks of the same gene's window).
@@ -166,6 +169,7 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
     out = pairs.copy()
     out.insert(2, "chrom", p_chrom[pi].astype(str))
     out["log_distance"] = np.log10(d + 1_000.0)
+    out["proximity_rank"] = _within_gene_rank(gi, -d)
     contact = np.power(1.0 + d / float(contact_scale_bp), -float(contact_gamma))
     out["contact"] = contact
 
@@ -214,6 +218,7 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
                           atac_layer=atac_layer, use_rep=use_rep, n_metacells=n_metacells, n_neighbors=None,
                           seed=seed)
     out["state_spearman"] = _pair_dot(_standardise(rankdata(R_m, axis=0)), _standardise(rankdata(A_m, axis=0)), gi, pi)
+    out["state_spearman_rank"] = _within_gene_rank(gi, out["state_spearman"].to_numpy())
     if key_added is not None:
         if not isinstance(key_added, str) or not key_added:
             raise AttuneInputError(f"key_added must be a non-empty string or None, got {key_added!r}")
@@ -295,7 +300,7 @@ def link_readout(features: pd.DataFrame, truth=None, *, feature_cols: Sequence[s
         raise AttuneInputError(f"key_added must be a non-empty string, got {key_added!r}")
     out = features.copy()
     if truth is None:
-        prox = _within_gene_rank(out["gene"].to_numpy(), -out["distance"].to_numpy(dtype=float))
+        prox = _within_gene_rank(out["gene"].to_numpy(), -out["distance"].to_numpy(dtype=float))  # proximity_rank
         if "covariation_rank" not in out:
             raise AttuneInputError("features lack 'covariation_rank'; compute them with link_features()")
         out[key_added] = 0.5 * (prox + out["covariation_rank"].to_numpy(dtype=float))

@@ -39,17 +39,20 @@ NAMES = {"distance_only": "Distance", "spearman": "Spearman", "lasso": "LASSO", 
 
 
 def one_seed(seed: int, *, size: str, attune_epochs: int, transformer_epochs: int, transformer_cells: int,
-             glue: bool) -> pd.DataFrame:
+             glue: bool, embedding: str = "attune") -> pd.DataFrame:
     from attune_lib.models import Attune, RegulatoryTransformer
 
     t0 = time.time()
     mdata = al.datasets.simulate_multiome("pbmc", size=size, seed=seed, motifs=False)
+    print(f"seed {seed}: {mdata['rna'].n_obs} cells", flush=True)
     al.pp.preprocess(mdata, random_state=seed)
-    Attune.setup_mudata(mdata, rna_layer=None, atac_layer="counts", cell_type_key="cell_type")
-    model = Attune(mdata, seed=seed)
-    model.train(max_epochs=attune_epochs, batch_size=128, lr=1e-3, lr_end=1e-5, progress_bar=False)
-    model.get_latent_representation(modality="joint", key_added="X_attune")
-    print(f"seed {seed}: Attune {time.time() - t0:.0f} s", flush=True)
+    model = None
+    if embedding == "attune" or transformer_epochs > 0:
+        Attune.setup_mudata(mdata, rna_layer=None, atac_layer="counts", cell_type_key="cell_type")
+        model = Attune(mdata, seed=seed)
+        model.train(max_epochs=attune_epochs, batch_size=128, lr=1e-3, lr_end=1e-5, progress_bar=False)
+        model.get_latent_representation(modality="joint", key_added="X_attune")
+        print(f"seed {seed}: Attune {time.time() - t0:.0f} s", flush=True)
     links = None
     if transformer_epochs > 0:
         sub = mdata
@@ -63,7 +66,10 @@ def one_seed(seed: int, *, size: str, attune_epochs: int, transformer_epochs: in
     methods = ["distance", "spearman", "lasso", "cicero"] + (["glue"] if glue else [])
     al.tl.link_baselines(mdata, methods=methods, seed=seed, key_added="link_baselines")
     base = mdata.uns["link_baselines"].rename(columns=NAMES)
-    feats = al.tl.link_features(mdata, use_rep="X_attune", seed=seed, key_added=None)
+    if embedding == "pca":  # a cheap cell state: RNA PCA and ATAC LSI side by side
+        mdata.obsm["X_state"] = np.hstack([mdata["rna"].obsm["X_pca"][:, :30], mdata["atac"].obsm["X_lsi"][:, 1:30]])
+    rep = "X_attune" if embedding == "attune" else "X_state"
+    feats = al.tl.link_features(mdata, use_rep=rep, seed=seed, key_added=None)
     print(f"seed {seed}: baselines and features {time.time() - t0:.0f} s", flush=True)
     truth = mdata.uns["truth"]
     pchic = al.tl.pchic_truth(truth["pchic"], mdata["rna"].var, mdata["atac"].var, cell_types=CELL_TYPES,
@@ -97,6 +103,9 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--transformer-epochs", type=int, default=3)
     ap.add_argument("--transformer-cells", type=int, default=600, help="cells the transformer trains and "
                     "sums its global score over (0: all)")
+    ap.add_argument("--embedding", choices=["attune", "pca"], default="attune",
+                    help="cell state of the co-variation features: the trained Attune joint embedding, or RNA "
+                    "PCA + ATAC LSI (no training; for quick runs)")
     ap.add_argument("--glue", action="store_true", help="add GLUE (needs scglue)")
     ap.add_argument("--out", default="results/link_readout")
     a = ap.parse_args(argv)
@@ -106,7 +115,7 @@ def main(argv=None) -> pd.DataFrame:
     evs = []
     for seed in a.seeds:
         ev = one_seed(seed, size=a.size, attune_epochs=a.attune_epochs, transformer_epochs=a.transformer_epochs,
-                      transformer_cells=a.transformer_cells, glue=glue)
+                      transformer_cells=a.transformer_cells, glue=glue, embedding=a.embedding)
         ev.to_csv(out / f"link_readout_seed{seed}.csv", index=False)
         evs.append(ev)
     allev = pd.concat(evs, ignore_index=True)
