@@ -144,6 +144,10 @@ def gene_peak_pairs(mdata, *, window_bp: float = 1_200_000, rna_key: str = "rna"
         Half-width of the window around the TSS (1.2 Mb in the paper).
     genes, peaks
         Feature order to index into (default: the modalities' ``var_names``).
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
 
     Returns
     -------

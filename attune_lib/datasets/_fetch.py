@@ -43,6 +43,17 @@ _VERIFIED: set[tuple[str, int, int, str]] = set()
 class DataNotAvailableError(AttuneInputError):
     """A data file is not in the cache and cannot be downloaded (offline, no URL, network error).
 
+    Parameters
+    ----------
+    message
+        What is missing and how to get it.
+    file
+        The data file's name in its manifest.
+    url
+        Where the file is downloaded from.
+    path
+        Where the file is expected in the cache.
+
     Attributes
     ----------
     file
@@ -85,7 +96,13 @@ def cache_dir() -> Path:
 
 
 def is_offline(offline: bool | None = None) -> bool:
-    """``offline`` when given, else whether ``$ATTUNE_OFFLINE`` is set to 1/true/yes/on."""
+    """``offline`` when given, else whether ``$ATTUNE_OFFLINE`` is set to 1/true/yes/on.
+
+    Parameters
+    ----------
+    offline
+        Explicit choice; None reads ``$ATTUNE_OFFLINE``.
+    """
     if offline is not None:
         return bool(offline)
     return os.environ.get("ATTUNE_OFFLINE", "").strip().lower() in _TRUE

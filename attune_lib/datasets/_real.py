@@ -60,6 +60,14 @@ def load_gene_annotation(
 ) -> pd.DataFrame:
     """Gene annotation table for ``"hg38"`` (org.Hs.eg.db 3.16) or ``"mm10"`` (NCBI protein-coding).
 
+    Parameters
+    ----------
+    genome
+        ``"hg38"`` (or ``"GRCh38"``) or ``"mm10"`` (or ``"GRCm38"``).
+    offline
+        Refuse to download (None: ``$ATTUNE_OFFLINE``); a missing file then raises an error naming its path
+        and URL.
+
     Returns
     -------
     pandas.DataFrame
@@ -84,6 +92,14 @@ def genome_fasta(genome: str = "hg38", *, offline: bool | None = None) -> Path:
     Resolved through the ``hg38_genome`` / ``mm10_genome`` manifests (about 0.9 GB, downloaded once
     into the data cache). Offline and not cached, the error names the file, its URL and where to put
     it. Pass the path to :func:`attune_lib.tl.peak_sequences` or ``scan_motifs(fasta=...)``.
+
+    Parameters
+    ----------
+    genome
+        ``"hg38"``/``"GRCh38"`` or ``"mm10"``/``"GRCm38"``.
+    offline
+        Refuse to download (None: ``$ATTUNE_OFFLINE``); a missing file then raises an error naming its path
+        and URL.
     """
     key = str(genome).lower()
     if key not in _FASTA:
@@ -119,6 +135,15 @@ def pbmc300(*, annotate: bool = True, offline: bool | None = None):
 
     The values are already normalised (not counts): ``uns["attune"]["normalised_input"]`` is True,
     so preprocessing should skip count normalisation.
+
+    Parameters
+    ----------
+    annotate
+        Add gene coordinates to ``rna.var`` from the genome's annotation
+        (:func:`attune_lib.datasets.annotate_genes`).
+    offline
+        Refuse to download (None: ``$ATTUNE_OFFLINE``); a missing file then raises an error naming its path
+        and URL.
     """
     p = fetch("pbmc300_scpoem", offline=offline)
     mdata = read_mtx_multiome(
@@ -178,6 +203,19 @@ def pbmc10k(
 
     Large downloads (hundreds of MB); offline and uncached, the error names each file, its URL and
     where to place it.
+
+    Parameters
+    ----------
+    source
+        ``"attune"`` or ``"glue"`` (see above).
+    annotate
+        Add gene coordinates to ``rna.var`` from the genome's annotation
+        (:func:`attune_lib.datasets.annotate_genes`).
+    intersect
+        Keep only the cells present in both modalities (otherwise differing cells raise an error).
+    offline
+        Refuse to download (None: ``$ATTUNE_OFFLINE``); a missing file then raises an error naming its path
+        and URL.
     """
     choices = {
         "attune": ("pbmc10k_attune", "ad_rna.h5ad", "ad_atac.h5ad"),
@@ -205,7 +243,21 @@ def share_tac(
     intersect: bool = False,
     offline: bool | None = None,
 ):
-    """SHARE-seq mouse skin TAC subset (mm10) with cell types, pseudotime and UMAP in ``obs``."""
+    """SHARE-seq mouse skin TAC subset (mm10) with cell types, pseudotime and UMAP in ``obs``.
+
+    Parameters
+    ----------
+    annotate
+        Add gene coordinates to ``rna.var`` from the genome's annotation
+        (:func:`attune_lib.datasets.annotate_genes`).
+    metadata
+        Add the released cell metadata (cell types, pseudotime, UMAP) to ``obs``.
+    intersect
+        Keep only the cells present in both modalities (otherwise differing cells raise an error).
+    offline
+        Refuse to download (None: ``$ATTUNE_OFFLINE``); a missing file then raises an error naming its path
+        and URL.
+    """
     return _released_pair(
         "share_tac", "adata_rna_SHARE_TAC.h5ad", "adata_atac_SHARE_TAC.h5ad", assembly="mm10",
         genome="mm10", metadata=load_share_tac_metadata if metadata else None, annotate=annotate,
@@ -219,7 +271,21 @@ def cortex(
     intersect: bool = False,
     offline: bool | None = None,
 ):
-    """Fetal human cortex multiome (Trevino et al. 2021) with clusters and pseudotime in ``obs``."""
+    """Fetal human cortex multiome (Trevino et al. 2021) with clusters and pseudotime in ``obs``.
+
+    Parameters
+    ----------
+    annotate
+        Add gene coordinates to ``rna.var`` from the genome's annotation
+        (:func:`attune_lib.datasets.annotate_genes`).
+    metadata
+        Add the released cell metadata (cell types, pseudotime, UMAP) to ``obs``.
+    intersect
+        Keep only the cells present in both modalities (otherwise differing cells raise an error).
+    offline
+        Refuse to download (None: ``$ATTUNE_OFFLINE``); a missing file then raises an error naming its path
+        and URL.
+    """
     return _released_pair(
         "cortex_trevino", "greenleaf-final-RNA_wox_filter_hvg_rm_dc1r3_r1.h5ad",
         "greenleaf-final-ATAC_filter_rm_dc1r3_r1.h5ad", assembly="hg38", genome="GRCh38",
@@ -247,6 +313,12 @@ def _read_list(path: Path) -> list[str]:
 
 def load_share_tac_metadata(*, offline: bool | None = None) -> pd.DataFrame:
     """Cell metadata of the SHARE-seq TAC subset released with the original Attune (6,436 cells).
+
+    Parameters
+    ----------
+    offline
+        Refuse to download (None: ``$ATTUNE_OFFLINE``); a missing file then raises an error naming its path
+        and URL.
 
     Returns
     -------
@@ -284,6 +356,12 @@ def load_share_tac_metadata(*, offline: bool | None = None) -> pd.DataFrame:
 
 def load_cortex_metadata(*, offline: bool | None = None) -> pd.DataFrame:
     """Cell metadata of the fetal cortex dataset released with the original Attune (4,693 cells).
+
+    Parameters
+    ----------
+    offline
+        Refuse to download (None: ``$ATTUNE_OFFLINE``); a missing file then raises an error naming its path
+        and URL.
 
     Returns
     -------
@@ -324,6 +402,9 @@ def attune_release(
     ----------
     dataset
         ``"pbmc10k"``, ``"share_tac"`` or ``"cortex"``.
+    offline
+        Refuse to download (None: ``$ATTUNE_OFFLINE``); a missing file then raises an error naming its path
+        and URL.
 
     Returns
     -------
@@ -476,6 +557,9 @@ def load_go_bp(
         cache); ``"msigdb"``: MSigDB C5 GO:BP v2023.1 (downloaded; needs network).
     min_size, max_size
         Size filters, see :func:`read_gmt`.
+    offline
+        Refuse to download (None: ``$ATTUNE_OFFLINE``); a missing file then raises an error naming its path
+        and URL.
     """
     names = {
         "orghs": "go_bp_hs_2022-07.gmt",

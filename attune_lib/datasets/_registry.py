@@ -39,6 +39,8 @@ def load_dataset(name: str = "simulated", *, preset: str | None = None, small: b
         For the simulator: its random seed.
     **kwargs
         Passed to the loader (e.g. ``n_cells`` for the simulator, ``genome`` for a path).
+    preset
+        Simulator preset for ``name="simulated"`` (``pbmc``, ``skin``, ``cortex``; None: ``pbmc``).
     """
     from . import _real
     from ._simulate import simulate_multiome

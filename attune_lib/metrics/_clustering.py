@@ -13,7 +13,15 @@ __all__ = ["clustering_agreement", "imputation_agreement"]
 
 
 def clustering_agreement(labels_true, labels_pred) -> dict[str, float]:
-    """Adjusted Rand index and normalised mutual information (scikit-learn) of two labelings."""
+    """Adjusted Rand index and normalised mutual information (scikit-learn) of two labelings.
+
+    Parameters
+    ----------
+    labels_true
+        Reference labels, one per cell.
+    labels_pred
+        Predicted labels (e.g. clusters), same cells.
+    """
     a = np.asarray(labels_true)
     b = np.asarray(labels_pred)
     if a.shape != b.shape or a.ndim != 1:
@@ -33,6 +41,8 @@ def imputation_agreement(truth, imputed, *, normalize: bool = True, target_sum: 
         Imputed means (e.g. scMVP's negative-binomial means), cells x genes.
     normalize
         Bring ``imputed`` to the truth's scale first: per cell to ``target_sum``, then ``log1p``.
+    target_sum
+        Total per cell the rows are scaled to when ``normalize`` (before log1p).
 
     Returns
     -------

@@ -163,6 +163,15 @@ class SparseFeatureBatchNorm(nn.Module):
     the dense matrix (implicit zeros included), but returns the affine map instead of the normalised
     matrix: ``BN(x)_j = x_j * scale_j + shift_j``. A zero therefore maps to ``shift_j``.
     Statistics use the two-pass form ``sum (x - mu)^2`` over non-zeros plus ``(B - nnz_j) mu_j^2``.
+
+    Parameters
+    ----------
+    n_features
+        Number of features (columns).
+    eps
+        Added to the variance, as in :class:`torch.nn.BatchNorm1d`.
+    momentum
+        Running-statistics momentum, as in :class:`torch.nn.BatchNorm1d`.
     """
 
     def __init__(self, n_features: int, *, eps: float = 1e-5, momentum: float = 0.1):
@@ -419,6 +428,19 @@ class StudentEncoder(nn.Module):
     CSR 20 ms vs dense 18 ms forward+backward; the sparse form is kept because its cost scales with
     the non-zeros (a 1,024-cell inference batch would otherwise need a 123 MB dense block, and denser
     peak sets grow linearly) and it shares the CSR batch with the teacher.
+
+    Parameters
+    ----------
+    n_features
+        Number of input features.
+    n_hidden
+        Width of the hidden dense layer.
+    n_latent
+        Output (embedding) dimension.
+    dropout
+        Dropout rate after the hidden layer.
+    value_batchnorm
+        Batch-normalise the input values per feature first (folded into the first layer).
     """
 
     def __init__(self, n_features: int, *, n_hidden: int = 128, n_latent: int = 128, dropout: float = 0.1,

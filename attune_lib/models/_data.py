@@ -29,6 +29,17 @@ __all__ = ["CSRBatch", "PairedCSRSource", "csr_batch", "iter_index_batches", "mo
 class CSRBatch:
     """Rows of a sparse matrix as flat torch tensors.
 
+    Parameters
+    ----------
+    crow
+        Row pointers (int64, ``n_rows + 1``).
+    col
+        Column of each stored value (int64).
+    val
+        Stored values (float32).
+    n_cols
+        Number of features (columns).
+
     Attributes
     ----------
     crow
@@ -118,7 +129,15 @@ class CSRBatch:
 
 
 def csr_batch(X: sp.csr_matrix, rows: np.ndarray | slice | None = None) -> CSRBatch:
-    """Select ``rows`` of a CSR matrix as a :class:`CSRBatch` (all rows when ``rows`` is None)."""
+    """Select ``rows`` of a CSR matrix as a :class:`CSRBatch` (all rows when ``rows`` is None).
+
+    Parameters
+    ----------
+    X
+        CSR matrix (cells x features).
+    rows
+        Row positions or a slice (None: all rows).
+    """
     sub = X if rows is None else X[rows]
     if not sp.isspmatrix_csr(sub):  # pragma: no cover - scipy returns CSR for CSR row indexing
         sub = sub.tocsr()
@@ -194,6 +213,12 @@ class PairedCSRSource:
 
     ``get_batch(idx)`` returns ``{name: CSRBatch}``; this is the data protocol used by
     :class:`attune_lib.models._training.Trainer` (``n_obs`` plus ``get_batch``).
+
+    Parameters
+    ----------
+    matrices
+        ``{name: matrix}`` with the same rows (cells); converted to canonical CSR (copies, never edited in
+        place).
     """
 
     def __init__(self, matrices: Mapping[str, Any]):

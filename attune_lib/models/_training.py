@@ -107,7 +107,15 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[Any], None]) ->
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """:func:`torch.save` through :func:`atomic_write_bytes`."""
+    """:func:`torch.save` through :func:`atomic_write_bytes`.
+
+    Parameters
+    ----------
+    obj
+        Object passed to :func:`torch.save`.
+    path
+        Destination file.
+    """
     atomic_write_bytes(path, lambda fh: torch.save(obj, fh))
 
 

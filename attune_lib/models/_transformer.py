@@ -129,6 +129,12 @@ class AttuneTokenSource(TokenSource):
     """Tokens of a pretrained :class:`~attune_lib.models.Attune` model's teachers (eval mode, frozen).
 
     The values are read like the model reads them (the layers recorded by ``Attune.setup_mudata``).
+
+    Parameters
+    ----------
+    model
+        A trained :class:`~attune_lib.models.Attune` model; its MuData setup tells which layers the values
+        come from.
     """
 
     name = "attune"
@@ -178,6 +184,10 @@ class PCATokenSource(TokenSource):
         ATAC values: ``"tfidf"`` (computed from ``counts``/``.X`` when the layer is absent) or another layer.
     seed
         Seeds the PCA solver and the random projection.
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
     """
 
     name = "pca"
@@ -529,7 +539,19 @@ class RegulatoryTransformer(BaseModel):
 
 
 def links_to_sparse(links: pd.DataFrame, genes: pd.Index, peaks: pd.Index, *, column: str = "score") -> sp.csr_matrix:
-    """A link table as a ``genes x peaks`` CSR matrix of ``column`` (pairs absent from the table are 0)."""
+    """A link table as a ``genes x peaks`` CSR matrix of ``column`` (pairs absent from the table are 0).
+
+    Parameters
+    ----------
+    links
+        Link table with ``gene``, ``peak`` and ``column``.
+    genes
+        Row order (gene names).
+    peaks
+        Column order (peak names).
+    column
+        Column of ``links`` holding the values.
+    """
     gi = pd.Index(genes).get_indexer(links["gene"].astype(str))
     pi = pd.Index(peaks).get_indexer(links["peak"].astype(str))
     ok = (gi >= 0) & (pi >= 0)

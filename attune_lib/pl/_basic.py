@@ -17,7 +17,19 @@ __all__ = ["savefig", "qc", "embedding"]
 
 
 def savefig(fig: Figure, name: str, *, figures_dir: str | os.PathLike = "figures", dpi: int = 150) -> Path:
-    """Write ``fig`` to ``<figures_dir>/<name>.png`` atomically and return the path."""
+    """Write ``fig`` to ``<figures_dir>/<name>.png`` atomically and return the path.
+
+    Parameters
+    ----------
+    fig
+        The figure.
+    name
+        File name without extension.
+    figures_dir
+        Output folder (created if needed).
+    dpi
+        Resolution.
+    """
     if not name or "/" in name or "\\" in name:
         raise AttuneInputError(f"figure name must be a plain file stem, got {name!r}")
     out = Path(figures_dir)
@@ -34,6 +46,16 @@ def qc(mdata, *, modalities: tuple[str, ...] = ("rna", "atac"), groupby: str | N
 
     Requires :func:`attune_lib.tl.qc_metrics` to have been run. With ``groupby``, one violin per
     category of ``mdata[mod].obs[groupby]``.
+
+    Parameters
+    ----------
+    mdata
+        MuData whose modalities hold ``total_counts`` and ``n_features`` in ``obs`` (from
+        :func:`attune_lib.tl.qc_metrics`).
+    modalities
+        Modalities to show, one row each.
+    groupby
+        obs column splitting the violins (None: one violin).
     """
     fig, axes = plt.subplots(1, 2 * len(modalities), figsize=(3.2 * 2 * len(modalities), 3.2))
     axes = np.atleast_1d(axes)
@@ -79,6 +101,16 @@ def embedding(
         One or several ``obsm`` keys; each basis is drawn for each colour.
     color
         ``obs`` column(s) (categorical or numeric) or feature names of ``mdata[modality]``.
+    modality
+        Modality to read ``basis`` and features from (None: the MuData itself).
+    titles
+        Panel titles (None: ``<basis>: <color>``).
+    point_size
+        Marker size (None: chosen from the number of cells).
+    ncols
+        Panels per row.
+    cmap
+        Colour map of numeric colours.
     """
     holder = mdata if modality is None else get_modality(mdata, modality)
     bases = [basis] if isinstance(basis, str) else list(basis)

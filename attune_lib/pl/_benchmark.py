@@ -116,7 +116,16 @@ def _anchor_lines(ax, anchors: pd.DataFrame, metric: str) -> None:
 
 
 def bio_vs_mixing(df: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """Biology conservation vs omics mixing (Fig. 2A): one small dot per seed, a large one per method mean."""
+    """Biology conservation vs omics mixing (Fig. 2A): one small dot per seed, a large one per method mean.
+
+    Parameters
+    ----------
+    df
+        Benchmark table of :func:`attune_lib.tl.run_integration_benchmark` (one row per method and seed).
+        Needs ``bio_conservation`` and ``omics_mixing``.
+    title
+        Figure title (None: a default).
+    """
     name = _name(df)
     d = _ok(df, (name, "bio_conservation", "omics_mixing"), "bio_vs_mixing")
     pal = _palette(d[name])
@@ -135,7 +144,14 @@ def bio_vs_mixing(df: pd.DataFrame, *, title: str | None = None) -> Figure:
 
 
 def overall_and_foscttm(df: pd.DataFrame) -> Figure:
-    """Overall integration score and FOSCTTM per method, mean and 95% CI over seeds (Fig. 2B)."""
+    """Overall integration score and FOSCTTM per method, mean and 95% CI over seeds (Fig. 2B).
+
+    Parameters
+    ----------
+    df
+        Benchmark table of :func:`attune_lib.tl.run_integration_benchmark` (one row per method and seed).
+        Needs ``overall`` and ``foscttm``.
+    """
     name = _name(df)
     d = _ok(df, (name, "overall"), "overall_and_foscttm")
     order = list(d.groupby(name, observed=True)["overall"].mean().sort_values(ascending=False).index)
@@ -154,7 +170,14 @@ def overall_and_foscttm(df: pd.DataFrame) -> Figure:
 
 
 def alignment_uniformity(df: pd.DataFrame) -> Figure:
-    """Alignment vs uniformity of the L2-normalised embeddings, one dot per seed (Fig. 2C; lower-left is better)."""
+    """Alignment vs uniformity of the L2-normalised embeddings, one dot per seed (Fig. 2C; lower-left is better).
+
+    Parameters
+    ----------
+    df
+        Benchmark table of :func:`attune_lib.tl.run_integration_benchmark` (one row per method and seed).
+        Needs ``alignment`` and ``uniformity``.
+    """
     name = _name(df)
     d = _ok(df, (name, "alignment", "uniformity"), "alignment_uniformity")
     pal = _palette(d[name])
@@ -172,7 +195,14 @@ def alignment_uniformity(df: pd.DataFrame) -> Figure:
 
 
 def feature_sweep(df: pd.DataFrame) -> Figure:
-    """Attune under different numbers of genes and peaks (Fig. 2D): bio vs mixing, size = peaks, colour = genes."""
+    """Attune under different numbers of genes and peaks (Fig. 2D): bio vs mixing, size = peaks, colour = genes.
+
+    Parameters
+    ----------
+    df
+        Table of the feature sweep (``n_genes``/``n_peaks`` or the requested numbers, ``bio_conservation``,
+        ``omics_mixing``, ``overall``).
+    """
     gcol = "n_genes_requested" if "n_genes_requested" in df else "n_genes"
     pcol = "n_peaks" if "n_peaks" in df else "n_peaks_requested"
     df, anchors = _split_anchors(df)
@@ -218,6 +248,13 @@ def dimension_sweep(df: pd.DataFrame, *, metric: str = "overall") -> Figure:
     """Overall integration score per embedding dimension, mean and 95% CI over seeds (Fig. 2E).
 
     Anchor (baseline) rows of the table are drawn as dashed horizontal lines.
+
+    Parameters
+    ----------
+    df
+        Table of the dimension sweep (``n_latent`` and the metric, one row per dimension and seed).
+    metric
+        Column plotted.
     """
     df, anchors = _split_anchors(df)
     d = _ok(df, ("n_latent", metric), "dimension_sweep").copy()
@@ -236,6 +273,13 @@ def contrast_ablation(df: pd.DataFrame, *, metrics: tuple[str, ...] = ("overall"
     """Contrast-design ablation: one bar panel per metric (mean and 95% CI over seeds).
 
     Anchor (baseline) rows of the table are drawn as dashed horizontal lines.
+
+    Parameters
+    ----------
+    df
+        Table of the contrast-design ablation (``contrast`` and the metrics, one row per design and seed).
+    metrics
+        Columns, one panel each.
     """
     df, anchors = _split_anchors(df)
     d = _ok(df, ("design", *metrics), "contrast_ablation")
@@ -266,6 +310,20 @@ def reference_mapping(
     Three panels: reference vs query; cell types (reference cells faint); the held-out type's query
     cells over the reference. The UMAP is computed from ``obsm[use_rep]`` and stored as ``basis``
     (default ``X_umap_<use_rep>``) unless it already exists.
+
+    Parameters
+    ----------
+    mdata
+        Output of :func:`attune_lib.tl.reference_mapping` (reference and query cells,
+        ``uns['reference_mapping']``).
+    cell_type_key
+        obs column with the cell types.
+    use_rep
+        obsm key of the joint embedding the UMAP is computed from.
+    basis
+        obsm key of the UMAP (None: ``X_umap_<use_rep>``; computed unless present).
+    random_state
+        Seed of the UMAP.
     """
     from ..tl import embed_umap
 

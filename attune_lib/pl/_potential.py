@@ -72,6 +72,25 @@ def residual_embedding(
 
     ``basis`` is an ``obsm`` key of the MuData or of the RNA modality. Measured values are log-normalised
     on the fly when the layer holds counts. The residual uses a diverging colour map centred at 0.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the RNA modality and the embedding.
+    gene
+        Gene to show.
+    basis
+        ``obsm`` key (of the MuData or the RNA modality) with 2-D coordinates.
+    predicted_layer
+        RNA layer with the expression predicted from ATAC.
+    residual_layer
+        RNA layer with the residuals (measured minus predicted).
+    measured_layer
+        RNA layer with the measured expression (None: ``.X``); counts are log-normalised on the fly.
+    rna_key
+        RNA modality name.
+    point_size
+        Marker size (None: chosen from the number of cells).
     """
     from ..tl._potential import _log_expression
 
@@ -109,6 +128,27 @@ def residual_trend(mdata, *, genes: str | Sequence[str], pseudotime_key: str = "
     """Residuals of genes along pseudotime with their GAM trend and maximum (Fig. 3H).
 
     Needs :func:`attune_lib.tl.residual_trends` (curves in ``mdata[rna_key].uns[trends_key]``).
+
+    Parameters
+    ----------
+    mdata
+        MuData with the residual trends of :func:`attune_lib.tl.residual_trends`.
+    genes
+        Gene or genes, one panel each.
+    pseudotime_key
+        obs column with the pseudotime.
+    layer
+        RNA layer with the residuals.
+    trends_key
+        ``mdata[rna_key].uns`` key holding the fitted trends.
+    groupby
+        obs column colouring the cells (None: one colour).
+    rna_key
+        RNA modality name.
+    transition
+        Pseudotime of the cell-type transition, drawn as a vertical line (None: none).
+    ncols
+        Panels per row.
     """
     rna = _rna(mdata, rna_key)
     if trends_key not in rna.uns:
@@ -159,6 +199,23 @@ def trend_heatmap(mdata, *, trends_key: str = "residual_trends", genes: Sequence
 
     Without ``genes`` the ``n_genes`` genes with the highest ``score`` are shown. ``highlight`` names are
     marked with ``*`` (e.g. the simulator's planted lagging genes).
+
+    Parameters
+    ----------
+    mdata
+        MuData with the residual trends of :func:`attune_lib.tl.residual_trends`.
+    trends_key
+        ``mdata[rna_key].uns`` key holding the fitted trends.
+    genes
+        Genes to show (None: the ``n_genes`` best by ``score``).
+    n_genes
+        Number of genes shown when ``genes`` is None.
+    score
+        Column of the trend table ranking the genes.
+    rna_key
+        RNA modality name.
+    highlight
+        Genes marked with ``*``.
     """
     rna = _rna(mdata, rna_key)
     if trends_key not in rna.uns:
@@ -190,7 +247,15 @@ def trend_heatmap(mdata, *, trends_key: str = "residual_trends", genes: Sequence
 
 
 def pseudobulk_composition(composition: pd.DataFrame, *, palette: str = "tab10") -> Figure:
-    """Stacked bars of the cell-type composition of each pseudo-bulk group (Fig. 3I)."""
+    """Stacked bars of the cell-type composition of each pseudo-bulk group (Fig. 3I).
+
+    Parameters
+    ----------
+    composition
+        Groups x cell types fractions, from :func:`attune_lib.tl.pseudobulk_composition`.
+    palette
+        Matplotlib colour map of the cell types.
+    """
     if not isinstance(composition, pd.DataFrame) or composition.empty:
         raise AttuneInputError("composition must be a non-empty DataFrame (groups x cell types)")
     fig, ax = plt.subplots(figsize=(0.45 * len(composition) + 2.8, 3.4))
@@ -213,7 +278,19 @@ def pseudobulk_composition(composition: pd.DataFrame, *, palette: str = "tab10")
 def lagging_ranking(
     scores: pd.DataFrame, *, truth: Sequence[str] = (), n: int = 30, auroc: float | None = None
 ) -> Figure:
-    """Top genes by lagging score (bars), planted/known lagging genes highlighted."""
+    """Top genes by lagging score (bars), planted/known lagging genes highlighted.
+
+    Parameters
+    ----------
+    scores
+        Table of :func:`attune_lib.tl.lagging_gene_scores` (a ``score`` column, genes as index).
+    truth
+        Known (or planted) lagging genes, drawn in red.
+    n
+        Number of top genes shown.
+    auroc
+        AUROC of the scores against ``truth``, shown in the title when given.
+    """
     if "score" not in scores:
         raise AttuneInputError("scores needs a 'score' column (attune_lib.tl.lagging_gene_scores)")
     top = scores.iloc[:n]
@@ -242,6 +319,15 @@ def soft_clusters(result: Mapping, *, ncols: int = 4, cmap: str = "viridis") -> 
 
     One panel per cluster: member profiles coloured by membership (alpha cores drawn on top), the
     centroid in black; a last panel shows ``Dmin`` against ``c`` with the chosen ``c``.
+
+    Parameters
+    ----------
+    result
+        Output of :func:`attune_lib.tl.peak_soft_clusters` (``profiles``, ``clusters``, ``dmin``, ``c``).
+    ncols
+        Panels per row.
+    cmap
+        Colour map of the membership.
     """
     for k in ("clusters", "membership", "centers", "profiles"):
         if k not in result:
@@ -284,7 +370,16 @@ def soft_clusters(result: Mapping, *, ncols: int = 4, cmap: str = "viridis") -> 
 
 
 def cluster_cores(result: Mapping, *, clusters: Sequence[str] | None = None) -> Figure:
-    """Heatmap of the alpha-core peaks' standardised accessibility per cluster (Fig. 4C)."""
+    """Heatmap of the alpha-core peaks' standardised accessibility per cluster (Fig. 4C).
+
+    Parameters
+    ----------
+    result
+        Output of :func:`attune_lib.tl.peak_soft_clusters` (``profiles`` and ``clusters`` with a ``core``
+        column).
+    clusters
+        Clusters to show (None: all).
+    """
     prof, cl = result["profiles"], result["clusters"]
     core = cl[cl["core"]]
     if clusters is not None:
@@ -313,6 +408,27 @@ def peak_links(mdata, *, gene: str, peaks: pd.DataFrame, cluster_col: str = "clu
     ``peaks`` is a DataFrame with a ``peak`` column (or peak names as index) and ``cluster_col`` (peaks
     without a cluster are grey); arc height grows with ``score_col`` when given. ``title`` defaults to
     "high-attention peaks of <gene>".
+
+    Parameters
+    ----------
+    mdata
+        MuData with gene (``rna.var``) and peak (``atac.var``) coordinates.
+    gene
+        Gene whose links are drawn.
+    peaks
+        Linked peaks: a ``peak`` column (or peak names as index) and ``cluster_col``.
+    cluster_col
+        Column of ``peaks`` colouring the arcs (peaks without a cluster are grey).
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
+    score_col
+        Column of ``peaks`` setting the arc height (None: equal heights).
+    flank
+        Base pairs shown beyond the outermost peak or the TSS.
+    title
+        Figure title (None: 'high-attention peaks of <gene>').
     """
     rna = get_modality(mdata, rna_key, role="RNA")
     atac = get_modality(mdata, atac_key, role="ATAC")
@@ -366,7 +482,17 @@ def peak_links(mdata, *, gene: str, peaks: pd.DataFrame, cluster_col: str = "clu
 
 
 def cooccurring_genes(table: pd.DataFrame, *, n: int = 5, highlight: Sequence[str] = ()) -> Figure:
-    """Top co-occurring genes per peak cluster: -log10 p of the background-matched test (Fig. 4D)."""
+    """Top co-occurring genes per peak cluster: -log10 p of the background-matched test (Fig. 4D).
+
+    Parameters
+    ----------
+    table
+        Output of :func:`attune_lib.tl.top_cooccurring_genes` (``cluster``, ``gene``, ``pval``, ``mean_r``).
+    n
+        Genes shown per cluster.
+    highlight
+        Genes drawn in red.
+    """
     from ..tl._gene_regulation import top_cooccurring_genes
 
     top = top_cooccurring_genes(table, n=n)
@@ -389,7 +515,14 @@ def cooccurring_genes(table: pd.DataFrame, *, n: int = 5, highlight: Sequence[st
 
 
 def transit_heatmap(data: pd.DataFrame) -> Figure:
-    """Shared transit pattern of each cluster's peaks and co-occurring genes (Fig. 4E)."""
+    """Shared transit pattern of each cluster's peaks and co-occurring genes (Fig. 4E).
+
+    Parameters
+    ----------
+    data
+        Output of :func:`attune_lib.tl.transit_pattern`: standardised profiles (rows: peaks and genes per
+        cluster, columns: pseudotime groups).
+    """
     if not isinstance(data.index, pd.MultiIndex) or data.index.nlevels != 3:
         raise AttuneInputError("data must come from attune_lib.tl.transit_pattern")
     fig, ax = plt.subplots(figsize=(6.2, 0.2 * len(data) + 1.4))
@@ -408,7 +541,20 @@ def transit_heatmap(data: pd.DataFrame) -> Figure:
 
 
 def motif_enrichment(table: pd.DataFrame, *, n: int = 10, highlight: Sequence[str] = (), title: str = "") -> Figure:
-    """Top enriched motifs (-log10 p, Fisher) of a peak group."""
+    """Top enriched motifs (-log10 p, Fisher) of a peak group.
+
+    Parameters
+    ----------
+    table
+        Output of :func:`attune_lib.tl.motif_enrichment` (``motif_id``, ``motif_name``, ``pval``, ``k_fg``,
+        ``n_fg``, ``frac_bg``).
+    n
+        Number of top motifs shown.
+    highlight
+        Motif IDs drawn in red.
+    title
+        Figure title.
+    """
     top = table.iloc[:n].iloc[::-1]
     hl = set(highlight)
     fig, ax = plt.subplots(figsize=(5.2, 0.3 * len(top) + 1.2))
@@ -426,7 +572,19 @@ def motif_enrichment(table: pd.DataFrame, *, n: int = 10, highlight: Sequence[st
 
 
 def regulon(table: pd.DataFrame, *, tf: str, n: int = 20, truth: Sequence[str] = ()) -> Figure:
-    """Targets of a motif-supported co-expression regulon: correlation with the TF (bars)."""
+    """Targets of a motif-supported co-expression regulon: correlation with the TF (bars).
+
+    Parameters
+    ----------
+    table
+        Output of :func:`attune_lib.tl.motif_regulon` (``target``, ``r``).
+    tf
+        Transcription factor of the regulon (for the title).
+    n
+        Number of targets shown.
+    truth
+        Known targets, drawn in red.
+    """
     top = table.iloc[:n].iloc[::-1]
     if top.empty:
         raise AttuneInputError(f"the regulon of {tf} has no target")
@@ -448,7 +606,18 @@ def regulon(table: pd.DataFrame, *, tf: str, n: int = 20, truth: Sequence[str] =
 # Fig. 5
 # --------------------------------------------------------------------------------------------------
 def cross_modal_heatmap(similarity: pd.DataFrame, *, palette: str = "tab10", vmin: float | None = None) -> Figure:
-    """Cell x cell RNA-vs-ATAC cosine similarity, cells in group / pseudotime order (Fig. 5B)."""
+    """Cell x cell RNA-vs-ATAC cosine similarity, cells in group / pseudotime order (Fig. 5B).
+
+    Parameters
+    ----------
+    similarity
+        Cell x cell similarity of :func:`attune_lib.tl.cross_modal_similarity` (group labels in
+        ``attrs['groups']``).
+    palette
+        Colour map of the group bar.
+    vmin
+        Lower end of the colour scale (None: the data minimum).
+    """
     S = similarity.to_numpy(dtype=float)
     groups = similarity.attrs.get("groups")
     fig = plt.figure(figsize=(6.4, 5.6))
@@ -478,7 +647,21 @@ def cross_modal_heatmap(similarity: pd.DataFrame, *, palette: str = "tab10", vmi
 
 def distance_by_group(mdata, *, distance_key: str = "rna_atac_cosine_distance", groupby: str = "cell_type",
                       threshold: float | None = 0.1, order: Sequence[str] | None = None) -> Figure:
-    """RNA-ATAC cosine distance per group (Supp. Fig. S8c-d), with the high-distance threshold."""
+    """RNA-ATAC cosine distance per group (Supp. Fig. S8c-d), with the high-distance threshold.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the distance in ``obs``.
+    distance_key
+        obs column with the RNA-ATAC cosine distance (:func:`attune_lib.tl.modality_cosine`).
+    groupby
+        obs column with the groups.
+    threshold
+        High-distance threshold drawn as a line (None: none).
+    order
+        Group order (None: the category order).
+    """
     d = pd.to_numeric(_obs(mdata, distance_key))
     g = _obs(mdata, groupby).astype(str)
     df = pd.DataFrame({"distance": d.to_numpy(), "group": g.to_numpy()}).dropna()

@@ -926,6 +926,17 @@ def metric_winners(df: pd.DataFrame, *, by: str = "label", baseline: str | None 
                    method: str = "attune") -> pd.DataFrame:
     """Which method wins each metric (mean over seeds of the ``ok`` rows).
 
+    Parameters
+    ----------
+    df
+        Results table of a benchmark run (``status``, ``method``, ``by`` and the metric columns).
+    by
+        Column naming the methods in the output.
+    baseline
+        Method compared against (None: no comparison).
+    method
+        Method whose mean is reported next to the winner's.
+
     Returns
     -------
     DataFrame
@@ -974,6 +985,19 @@ def nearest_reference_types(
     For each query cell, its ``n_neighbors`` nearest reference cells (Euclidean in
     ``mdata.obsm[use_rep]``) vote; the table gives, per query cell type, the fraction of votes for
     each reference type (rows sum to 1) and ``n_cells``.
+
+    Parameters
+    ----------
+    mdata
+        MuData of reference and query cells (e.g. from :func:`reference_mapping`).
+    use_rep
+        obsm key of the embedding the neighbours are found in.
+    cell_type_key
+        obs column with the cell types.
+    split_key
+        obs column marking ``"reference"`` and ``"query"`` cells.
+    n_neighbors
+        Reference neighbours voting for each query cell.
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -1038,6 +1062,8 @@ def reference_mapping(
         kNN size for :func:`nearest_reference_types` and the label transfer of seen types.
     attune_options
         Extra keyword options for Attune (``batch_size``, ``train_kwargs``, ``model_kwargs``).
+    progress_bar
+        Show training progress bars.
 
     Returns
     -------

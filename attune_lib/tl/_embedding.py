@@ -65,6 +65,15 @@ def qc_metrics(mdata, *, modalities: tuple[str, ...] = ("rna", "atac"), layer: s
     Writes ``total_counts`` and ``n_features`` to each modality's ``obs`` using
     :func:`scanpy.pp.calculate_qc_metrics`, reading ``layer`` (default: the raw ``counts`` layer when
     present, else ``.X``).
+
+    Parameters
+    ----------
+    mdata
+        MuData (raw counts in ``layers['counts']`` or ``.X``).
+    modalities
+        Modalities to compute the metrics for.
+    layer
+        Layer with the counts (None: ``counts`` when present, else ``.X``).
     """
     for mod in modalities:
         adata = get_modality(mdata, mod)

@@ -76,6 +76,8 @@ def modality_cosine(mdata, *, rna_key: str = "X_attune_rna", atac_key: str = "X_
         MuData (or AnnData) with both embeddings in ``obsm`` (``mdata.obsm`` or a modality's).
     rna_key, atac_key
         ``obsm`` keys (Attune writes ``X_attune_rna`` and ``X_attune_atac``).
+    key_added
+        obs column written with the distances.
     """
     A = _embedding(mdata, rna_key, "rna_key")
     B = _embedding(mdata, atac_key, "atac_key")
@@ -120,6 +122,23 @@ def cross_modal_similarity(mdata, *, rna_key: str = "X_attune_rna", atac_key: st
     the diagonal holds each cell's own RNA-ATAC similarity. With ``max_cells``, a random subsample
     (``seed``) keeps the matrix small.
 
+    Parameters
+    ----------
+    mdata
+        MuData with both embeddings in ``obsm``.
+    rna_key
+        obsm key of the RNA embedding.
+    atac_key
+        obsm key of the ATAC embedding.
+    groupby
+        obs column ordering the cells by group (None: no grouping).
+    pseudotime_key
+        obs column ordering the cells within groups (None: keep the order).
+    max_cells
+        Subsample to at most this many cells (None: all).
+    seed
+        Seed of the subsample.
+
     Returns
     -------
     DataFrame (RNA cells x ATAC cells, same order). ``attrs["groups"]`` holds the ordered group labels.
@@ -151,6 +170,21 @@ def cross_modal_shift(mdata, *, rna_key: str = "X_attune_rna", atac_key: str = "
     embedding are found; ``shift`` = their mean pseudotime minus the cell's own pseudotime. Negative values
     mean the transcriptome looks like the chromatin of earlier cells (RNA lags ATAC), the "upward shift of
     blocks" of the paper's Fig. 5B, quantified. Written to ``obs[key_added]``.
+
+    Parameters
+    ----------
+    mdata
+        MuData with both embeddings in ``obsm`` and a pseudotime in ``obs``.
+    rna_key
+        obsm key of the RNA embedding.
+    atac_key
+        obsm key of the ATAC embedding.
+    pseudotime_key
+        obs column with the pseudotime.
+    k
+        Number of most similar ATAC embeddings averaged.
+    key_added
+        obs column written with the shift.
     """
     A = _embedding(mdata, rna_key, "rna_key")
     B = _embedding(mdata, atac_key, "atac_key")
@@ -182,6 +216,10 @@ def high_distance_cells(mdata, *, distance_key: str = "rna_atac_cosine_distance"
         distance scale differs from the paper's.
     key_added
         obs column (categorical ``"high"``/``"rest"``).
+    mdata
+        MuData with the RNA-ATAC distance in ``obs``.
+    distance_key
+        obs column with the distance (:func:`modality_cosine`).
 
     Returns
     -------
@@ -216,6 +254,23 @@ def high_distance_genes(
     Uses :func:`attune_lib.tl._regulatory.differential_genes` (one group vs the rest on log-normalised
     expression) and keeps ``group``'s genes with adjusted p < ``pval_cutoff`` and log fold change >
     ``logfc_cutoff`` (the paper's thresholds), sorted by score.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the high-distance labels in ``obs`` (:func:`high_distance_cells`).
+    groupby
+        obs column with the labels.
+    group
+        Label of the high-distance cells.
+    rna_key
+        RNA modality name.
+    layer
+        RNA layer with log-normalised expression (None: ``.X``).
+    pval_cutoff
+        Largest adjusted p-value kept.
+    logfc_cutoff
+        Smallest log fold change kept.
     """
     from ._regulatory import differential_genes
 
@@ -236,6 +291,16 @@ def add_release_embeddings(release: Mapping, mdata=None, *, key_prefix: str = "X
     ``cell_ids`` (barcodes). Embeddings go to ``mdata.obsm[key_prefix + "_rna"]`` / ``"_atac"`` (NaN rows
     for cells without one; :func:`modality_cosine` then gives NaN). Without ``mdata`` an AnnData with just
     these cells and embeddings is returned (obs names ``row<id>`` or the barcodes).
+
+    Parameters
+    ----------
+    release
+        Output of :func:`attune_lib.datasets.attune_release` (``rna_embedding``, ``atac_embedding`` and the
+        cell identifiers).
+    mdata
+        MuData receiving the embeddings (None: return a new AnnData).
+    key_prefix
+        obsm key prefix; ``_rna`` and ``_atac`` are appended.
     """
     import anndata as ad
 

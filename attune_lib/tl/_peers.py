@@ -130,6 +130,12 @@ def run_multivi(
         Lightning progress bar.
     model_kwargs, train_kwargs
         Extra arguments for ``MULTIVI(...)`` and ``MULTIVI.train(...)``.
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
+    early_stopping
+        Stop on MultiVI's validation loss (scvi-tools' early stopping).
 
     Returns
     -------
@@ -207,6 +213,17 @@ def glue_guidance_graph(
     peak overlapping its gene body extended by ``promoter_len`` bp upstream of the TSS (strand
     aware), with ``weight=1`` and ``sign=1``, in both directions; every feature gets a self-loop.
     Genes without coordinates (``chrom`` NaN) only get their self-loop.
+
+    Parameters
+    ----------
+    mdata
+        MuData with gene (``rna.var``) and peak (``atac.var``) coordinates.
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
+    promoter_len
+        Length of the promoter upstream of the TSS linked to overlapping peaks (bp).
 
     Returns
     -------
@@ -288,6 +305,39 @@ def run_glue(
     GLUE's automatic ``align_burnin`` is 1/6 of its automatic epoch budget (hundreds to thousands
     of epochs on small data), so with a cap it would never start the adversarial alignment; the
     default here keeps GLUE's ratio, ``max(1, max_epochs // 6)``.
+
+    Parameters
+    ----------
+    mdata
+        MuData with raw counts in both modalities.
+    seed
+        Seed of scglue.
+    n_latent
+        Embedding dimension.
+    max_epochs
+        Cap on the epochs of each stage (pretraining, fine-tuning).
+    batch_size
+        Cells per batch.
+    n_comps
+        PCA / LSI components fed to the encoders.
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
+    rna_layer
+        RNA count layer (None: ``counts`` when present, else ``.X``).
+    atac_layer
+        ATAC count layer (None: ``counts`` when present, else ``.X``).
+    promoter_len
+        Promoter length of the guidance graph (bp).
+    align_burnin
+        Epochs before the adversarial alignment starts (None: ``max(1, max_epochs // 6)``).
+    progress_bar
+        Show scglue's progress output.
+    compile_kwargs
+        Extra arguments of ``PairedSCGLUEModel.compile``.
+    return_features
+        Also return the feature embeddings.
 
     Returns
     -------

@@ -237,6 +237,10 @@ def fit_lasso(X_train, Y_train, *, input: str = "lsi", n_components: int = 50, n
         Coordinate-descent settings of :class:`sklearn.linear_model.Lasso`.
     tfidf
         TF-IDF the ATAC input (False for log-normalised input, used as given).
+    n_components
+        LSI components for ``input="lsi"``.
+    n_peaks
+        Most detected peaks used for ``input="peaks"``.
 
     Returns
     -------
@@ -633,6 +637,15 @@ def run_contrast_ablation_prediction(mdata, *, contrasts: Sequence[str] = CONTRA
 
     Shorthand for :func:`run_prediction_benchmark` with ``settings=("attune_finetuned",)``; pass the same
     ``split``, ``n_splits`` and ``seed`` as the main benchmark to reuse its splits.
+
+    Parameters
+    ----------
+    mdata
+        Preprocessed paired MuData.
+    contrasts
+        Contrast designs pretrained and compared.
+    **kwargs
+        Passed to :func:`run_prediction_benchmark` (splits, epochs, seed, ...).
     """
     kwargs.pop("settings", None)
     kwargs.setdefault("include_ceiling", False)
@@ -644,6 +657,15 @@ def summarize_prediction(summary: pd.DataFrame, *, by: str = "method",
     """Mean and standard deviation over splits per method (columns ``<metric>_mean``, ``<metric>_sd``).
 
     Rows are ordered by decreasing mean Pearson; ``n_splits`` counts the splits.
+
+    Parameters
+    ----------
+    summary
+        Per-split summary table of :func:`run_prediction_benchmark`.
+    by
+        Column grouping the rows (the method).
+    metrics
+        Columns averaged.
     """
     if by not in summary:
         raise AttuneInputError(f"column {by!r} not in the summary table; available: {list(summary.columns)}")
