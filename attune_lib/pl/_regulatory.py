@@ -41,6 +41,22 @@ def pchic_distances(pchic_table: pd.DataFrame, *, cell_types: Sequence[str] | No
 
     Interactions with a score >= ``min_score`` in at least one of ``cell_types`` (default all score columns),
     same chromosome. Histogram of ``|distance|`` (kb) with the cumulative fraction and the window marked.
+
+    Parameters
+    ----------
+    pchic_table
+        PCHi-C interactions in the Javierre table layout (``baitChr``, ``baitStart``, ``baitEnd``, ``oeChr``,
+        ``oeStart``, ``oeEnd`` and one score column per cell type).
+    cell_types
+        Score columns considered (None: all).
+    min_score
+        Smallest score (CHiCAGO) kept.
+    window_bp
+        Window half-width marked on the plot (bp).
+    max_kb
+        Largest distance shown (kb).
+    bins
+        Histogram bins.
     """
     from ..tl._regulatory import _pchic_score_columns
 
@@ -71,7 +87,19 @@ def pchic_distances(pchic_table: pd.DataFrame, *, cell_types: Sequence[str] | No
 
 def link_auroc(scores: pd.DataFrame, *, metrics: Sequence[str] = ("auroc", "auprc"), bin: str = "all",
                highlight: str | None = "Attune + Transformer") -> Figure:
-    """Bars of AUROC (and AUPRC) per method (Fig. 3B), from :func:`attune_lib.tl.score_links`."""
+    """Bars of AUROC (and AUPRC) per method (Fig. 3B), from :func:`attune_lib.tl.score_links`.
+
+    Parameters
+    ----------
+    scores
+        Output of :func:`attune_lib.tl.score_links` (``method``, ``bin`` and the metric columns).
+    metrics
+        Metric columns, one panel each.
+    bin
+        Distance bin shown (``"all"``: every pair).
+    highlight
+        Method drawn in a highlight colour (None: none).
+    """
     _need(scores, ["method", *metrics], "scores")
     df = scores[scores["bin"] == bin] if "bin" in scores else scores
     if df.empty:
@@ -102,7 +130,19 @@ def link_auroc(scores: pd.DataFrame, *, metrics: Sequence[str] = ("auroc", "aupr
 
 def attention_elbow(links: pd.DataFrame, *, score: str = "score", top_fraction: float = 0.1,
                     log: bool = True) -> Figure:
-    """Pairs ranked by attention, with the top-``top_fraction`` cut and the elbow (Fig. 3C)."""
+    """Pairs ranked by attention, with the top-``top_fraction`` cut and the elbow (Fig. 3C).
+
+    Parameters
+    ----------
+    links
+        Link table with the score column.
+    score
+        Column ranking the pairs.
+    top_fraction
+        Fraction of top pairs marked (the paper's 10 %).
+    log
+        Logarithmic score axis.
+    """
     from ..tl._regulatory import attention_cutoffs
 
     _need(links, [score], "links")
@@ -132,6 +172,23 @@ def dpag_dotplot(mdata, dpags: Sequence[str] | pd.DataFrame, degs: pd.DataFrame 
 
     With ``degs`` (:func:`attune_lib.tl.differential_genes`), DE DPAGs are listed first, starred, and the
     left panel counts DE vs non-DE DPAGs.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the RNA modality and the groups in ``obs``.
+    dpags
+        DPAG names, or the table of :func:`attune_lib.tl.find_dpags`.
+    degs
+        Table of :func:`attune_lib.tl.differential_genes` (None: no DE marks).
+    groupby
+        obs column with the groups.
+    rna_key
+        RNA modality name.
+    layer
+        RNA layer with log-normalised expression (None: ``.X``).
+    n_genes
+        Most DPAGs shown.
     """
     from ..tl._regulatory import _group_labels
 
@@ -178,7 +235,19 @@ def dpag_dotplot(mdata, dpags: Sequence[str] | pd.DataFrame, degs: pd.DataFrame 
 
 
 def enrichment_bars(enr: pd.DataFrame, *, n_terms: int = 10, value: str = "padj", alpha: float = 0.05) -> Figure:
-    """Top over-represented terms as bars of ``-log10(value)`` (Fig. 3E), from :func:`attune_lib.tl.enrichment`."""
+    """Top over-represented terms as bars of ``-log10(value)`` (Fig. 3E), from :func:`attune_lib.tl.enrichment`.
+
+    Parameters
+    ----------
+    enr
+        Output of :func:`attune_lib.tl.enrichment`.
+    n_terms
+        Number of terms shown.
+    value
+        Column of p-values plotted as ``-log10``.
+    alpha
+        Significance level marked with a line.
+    """
     _need(enr, ["term", value, "n_overlap", "n_set"], "enrichment table")
     d = enr.sort_values(value).head(n_terms)
     fig, ax = plt.subplots(figsize=(6.0, max(2.4, 0.32 * max(len(d), 1) + 1.0)))
@@ -204,7 +273,19 @@ def enrichment_bars(enr: pd.DataFrame, *, n_terms: int = 10, value: str = "padj"
 def link_heatmap(data: dict[str, pd.DataFrame], *, titles: Sequence[str] = ("expression", "accessibility"),
                  cmap: str = "RdBu_r", vmax: float = 2.0) -> Figure:
     """Paired heatmaps of gene expression and peak accessibility across groups (Fig. 3F), rows = gene-peak
-    pairs, from :func:`attune_lib.tl.link_heatmap_data`."""
+    pairs, from :func:`attune_lib.tl.link_heatmap_data`.
+
+    Parameters
+    ----------
+    data
+        Output of :func:`attune_lib.tl.link_heatmap_data` (``{"rna": ..., "atac": ...}``).
+    titles
+        Titles of the two heatmaps.
+    cmap
+        Colour map.
+    vmax
+        Colour-scale limit (symmetric around 0).
+    """
     if not {"rna", "atac"} <= set(data):
         raise AttuneInputError("data needs 'rna' and 'atac' tables (tl.link_heatmap_data)")
     r, a = data["rna"], data["atac"]
@@ -224,7 +305,19 @@ def link_heatmap(data: dict[str, pd.DataFrame], *, titles: Sequence[str] = ("exp
 
 def window_sweep(sweep: pd.DataFrame, *, metric: str = "auroc", window_kb: float | None = 1200.0,
                  highlight: str | None = "Attune + Transformer") -> Figure:
-    """AUROC of each method against the peak-gene window (Supp. Fig. S4a), from :func:`attune_lib.tl.window_sweep`."""
+    """AUROC of each method against the peak-gene window (Supp. Fig. S4a), from :func:`attune_lib.tl.window_sweep`.
+
+    Parameters
+    ----------
+    sweep
+        Output of :func:`attune_lib.tl.window_sweep`.
+    metric
+        Column plotted.
+    window_kb
+        Window of the main analysis, marked with a line (None: none).
+    highlight
+        Method drawn in a highlight colour (None: none).
+    """
     _need(sweep, ["window_kb", "method", metric], "sweep")
     fig, ax = plt.subplots(figsize=(5.4, 3.6))
     for meth, d in sweep.groupby("method", sort=False):

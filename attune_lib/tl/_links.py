@@ -381,6 +381,8 @@ def link_evaluation(links: pd.DataFrame, truths: dict, *, methods: Sequence[str]
         Score columns.
     n_strata
         Distance strata of the matched AUROC (:func:`attune_lib.metrics.distance_matched_auroc`).
+    distance
+        Column of ``links`` with the TSS-to-peak distance.
 
     Returns
     -------

@@ -181,7 +181,15 @@ def pchic_truth(pchic_table: pd.DataFrame, genes_var: pd.DataFrame, peaks_var: p
 # scoring
 # --------------------------------------------------------------------------------------------------
 def label_links(links: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
-    """Boolean array: is each (gene, peak) of ``links`` in ``truth`` (DataFrame with ``gene``, ``peak``)."""
+    """Boolean array: is each (gene, peak) of ``links`` in ``truth`` (DataFrame with ``gene``, ``peak``).
+
+    Parameters
+    ----------
+    links
+        Link table with ``gene`` and ``peak``.
+    truth
+        True pairs, a DataFrame with ``gene`` and ``peak``.
+    """
     for df, name in ((links, "links"), (truth, "truth")):
         if not {"gene", "peak"} <= set(df.columns):
             raise AttuneInputError(f"{name} needs 'gene' and 'peak' columns")
@@ -192,7 +200,19 @@ def label_links(links: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
 
 def add_link_scores(links: pd.DataFrame, other: pd.DataFrame, *, column: str = "score",
                     name: str | None = None) -> pd.DataFrame:
-    """Left-join ``other[column]`` onto ``links`` by (gene, peak) as column ``name`` (NaN where absent)."""
+    """Left-join ``other[column]`` onto ``links`` by (gene, peak) as column ``name`` (NaN where absent).
+
+    Parameters
+    ----------
+    links
+        Link table with ``gene`` and ``peak``.
+    other
+        Table with ``gene``, ``peak`` and ``column``.
+    column
+        Column of ``other`` to add.
+    name
+        Name of the new column (None: ``column``).
+    """
     if column not in other:
         raise AttuneInputError(f"column {column!r} not in the table to add; available: {list(other.columns)}")
     name = name or column
@@ -306,6 +326,12 @@ def window_sweep(links: pd.DataFrame, truth, *, windows: Sequence[float] | None 
     ----------
     windows
         Window half-widths in bp (default 150 kb to 1,500 kb by 150 kb).
+    links
+        Candidate table of the largest window (``distance`` and one column per method).
+    truth
+        True pairs: a DataFrame ``gene, peak``, a boolean column name or a boolean array.
+    methods
+        Score columns (None: every score column).
 
     Returns
     -------
@@ -496,6 +522,29 @@ def glue_feature_embeddings(mdata, *, rna_key: str = "rna", atac_key: str = "ata
     capped at ``max_epochs`` per stage (a thin wrapper over ``run_glue(..., return_features=True)``).
     Raises :class:`~attune_lib.tl._peers.PeerNotAvailable` when scglue is not installed.
 
+    Parameters
+    ----------
+    mdata
+        MuData with raw counts and coordinates.
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
+    rna_layer
+        RNA count layer.
+    atac_layer
+        ATAC count layer.
+    n_latent
+        Embedding dimension.
+    max_epochs
+        Cap on the epochs of each stage.
+    n_comps
+        PCA / LSI components fed to the encoders.
+    seed
+        Seed of scglue.
+    progress_bar
+        Show scglue's progress output.
+
     Returns
     -------
     DataFrame ``features x n_latent`` indexed by gene and peak names.
@@ -540,6 +589,45 @@ def link_baselines(mdata, *, window_bp: float = 1_200_000,
     :func:`attune_lib.pp.preprocess`), normalised to 10^4 and log1p.
 
     Writes a link table ``gene, peak, distance, gene_idx, peak_idx, <method>...`` to ``mdata.uns[key_added]``.
+
+    Parameters
+    ----------
+    mdata
+        MuData with gene and peak coordinates and counts.
+    window_bp
+        Half-width of the window around each TSS (bp).
+    methods
+        Baselines to compute (see above).
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
+    rna_layer
+        RNA count layer.
+    atac_layer
+        ATAC count layer.
+    use_rep
+        ``rna.obsm`` key the metacell neighbours are found in.
+    n_metacells
+        Number of metacells (None: ``min(500, max(20, n / 5))``).
+    n_neighbors
+        Cells summed per metacell (None: chosen from the number of cells).
+    promoter_bp
+        Distance of a promoter peak's midpoint to the TSS (``cicero``).
+    cicero_alpha
+        Weight of Cicero's distance penalty.
+    lasso_alphas
+        Number of alphas on each gene's LASSO path.
+    glue_embeddings
+        GLUE feature embeddings for ``glue`` (None: trained when scglue is installed).
+    glue_kwargs
+        Arguments of :func:`glue_feature_embeddings` when they are trained here.
+    seed
+        Seeds the metacells and GLUE.
+    progress_bar
+        Show progress bars.
+    key_added
+        ``mdata.uns`` key of the table.
     """
     known = ("distance", "spearman", "lasso", "cicero", "glue")
     methods = [methods] if isinstance(methods, str) else list(methods)
@@ -598,6 +686,11 @@ def elbow_point(values: Sequence[float]) -> int:
     ``values`` are sorted in decreasing order first; both axes are rescaled to [0, 1] and the point
     farthest below the straight line from the first to the last point is returned (0-based index, so
     ``index + 1`` values lie at or above the elbow).
+
+    Parameters
+    ----------
+    values
+        Scores (sorted in decreasing order here).
     """
     y = np.sort(np.asarray(values, dtype=float))[::-1]
     y = y[np.isfinite(y)]
@@ -615,6 +708,13 @@ def elbow_point(values: Sequence[float]) -> int:
 
 def attention_cutoffs(scores: Sequence[float], *, top_fraction: float = 0.1) -> dict:
     """The top-``top_fraction`` cut and the elbow of the ranked scores (Fig. 3C).
+
+    Parameters
+    ----------
+    scores
+        Scores of all pairs.
+    top_fraction
+        Fraction of top pairs kept by the top cut.
 
     Returns
     -------
@@ -635,7 +735,19 @@ def attention_cutoffs(scores: Sequence[float], *, top_fraction: float = 0.1) -> 
 def select_links(links: pd.DataFrame, *, score: str = "score", top_fraction: float = 0.1,
                  cutoff: str = "top") -> pd.DataFrame:
     """The highest-scoring pairs: the top ``top_fraction`` (``cutoff="top"``, the paper's 10 %) or those at or
-    above the elbow (``cutoff="elbow"``). Returns the selected rows sorted by decreasing score, with ``rank``."""
+    above the elbow (``cutoff="elbow"``). Returns the selected rows sorted by decreasing score, with ``rank``.
+
+    Parameters
+    ----------
+    links
+        Link table.
+    score
+        Column ranking the pairs.
+    top_fraction
+        Fraction kept with ``cutoff="top"``.
+    cutoff
+        ``"top"`` or ``"elbow"``.
+    """
     if score not in links:
         raise AttuneInputError(f"score column {score!r} not in the link table; available: {list(links.columns)}")
     if cutoff not in ("top", "elbow"):
@@ -652,6 +764,13 @@ def find_dpags(selected: pd.DataFrame, *, min_peaks: int = 10) -> pd.DataFrame:
     """Dense peak-associated genes: genes linked to at least ``min_peaks`` selected peaks.
 
     Returns DataFrame ``gene, n_peaks`` sorted by decreasing ``n_peaks`` (only the DPAGs).
+
+    Parameters
+    ----------
+    selected
+        Selected pairs (:func:`select_links`) with a ``gene`` column.
+    min_peaks
+        Smallest number of selected peaks of a DPAG.
     """
     if min_peaks < 1:
         raise AttuneInputError(f"min_peaks must be >= 1, got {min_peaks}")
@@ -679,6 +798,25 @@ def differential_genes(mdata, *, groupby: str = "cell_type", rna_key: str = "rna
     """DE genes per group, one vs rest (scanpy ``rank_genes_groups``; the paper used Seurat's FindAllMarkers).
 
     Runs on a copy of the RNA modality (log-normalised ``.X`` or ``layer``); nothing is written.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the RNA modality and the groups in ``obs``.
+    groupby
+        obs column with the groups.
+    rna_key
+        RNA modality name.
+    layer
+        RNA layer with log-normalised expression (None: ``.X``).
+    pval_cutoff
+        Largest adjusted p-value kept.
+    logfc_cutoff
+        Smallest absolute log fold change kept.
+    method
+        scanpy ``rank_genes_groups`` test.
+    only_positive
+        Keep only up-regulated genes.
 
     Returns
     -------
@@ -720,6 +858,15 @@ def dpag_de_overlap(dpags: Sequence[str] | pd.DataFrame, degs: pd.DataFrame | Se
     """How many DPAGs are DE (Fig. 3D), with the hypergeometric p-value of the overlap.
 
     Returns dict ``n_dpags, n_de_dpags, fraction, n_degs, n_universe, expected, pval, de_dpags``.
+
+    Parameters
+    ----------
+    dpags
+        DPAG names or the table of :func:`find_dpags`.
+    degs
+        DE genes: the table of :func:`differential_genes` or names.
+    universe
+        All genes tested (the background of the hypergeometric test).
     """
     d = set(map(str, dpags["gene"] if isinstance(dpags, pd.DataFrame) else dpags))
     g = set(map(str, degs["gene"] if isinstance(degs, pd.DataFrame) else degs))
@@ -740,6 +887,21 @@ def enrichment(genes: Sequence[str], gene_sets: Mapping[str, Sequence[str]], *, 
     ``p = P(X >= |Q ∩ S|)``, ``X ~ Hypergeom(|U|, |S|, |Q|)`` (``scipy.stats.hypergeom.sf(k - 1, ...)``);
     ``padj`` by Benjamini-Hochberg (``statsmodels`` ``fdr_bh``) over the sets tested (those with
     ``min_size <= |S| <= max_size``).
+
+    Parameters
+    ----------
+    genes
+        Query genes.
+    gene_sets
+        ``{term: genes}``.
+    universe
+        Background genes.
+    min_size
+        Smallest set size tested (within the universe).
+    max_size
+        Largest set size tested (None: no limit).
+    min_overlap
+        Smallest overlap reported.
 
     Returns
     -------
@@ -772,7 +934,13 @@ def enrichment(genes: Sequence[str], gene_sets: Mapping[str, Sequence[str]], *, 
 
 
 def simulated_gene_sets(mdata) -> dict[str, list[str]]:
-    """The simulator's expression programs as gene sets (``uns["truth"]["gene_program"]``)."""
+    """The simulator's expression programs as gene sets (``uns["truth"]["gene_program"]``).
+
+    Parameters
+    ----------
+    mdata
+        Simulated MuData (:func:`attune_lib.datasets.simulate_multiome`).
+    """
     truth = getattr(mdata, "uns", {}).get("truth")
     if not isinstance(truth, Mapping) or "gene_program" not in truth:
         raise AttuneInputError("mdata.uns['truth']['gene_program'] not found (not a simulated dataset?)")
@@ -792,6 +960,27 @@ def link_heatmap_data(mdata, links: pd.DataFrame, *, groupby: str = "cell_type",
     ``links`` (e.g. the selected DPAG pairs, best first) gives the rows; the first ``n_pairs`` are kept.
     ATAC values are normalised to 10^4 per cell and log1p. With ``scale``, each row is z-scored across
     groups. Rows are ordered by the group of maximal expression, then by that maximum.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the groups in ``obs``.
+    links
+        Pairs to show (best first), with ``gene`` and ``peak``.
+    groupby
+        obs column with the groups.
+    n_pairs
+        Number of pairs kept (None: all).
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
+    rna_layer
+        RNA layer with log-normalised expression (None: ``.X``).
+    atac_layer
+        ATAC count layer.
+    scale
+        z-score each row across groups.
 
     Returns
     -------
