@@ -91,6 +91,8 @@ def gene_peaks(scores: pd.DataFrame, *, gene: str, top_fraction: float = 0.1, sc
         ``top_fraction`` of the gene's own pairs (at least one).
     score
         Score column (higher = stronger link).
+    scope
+        ``"global"`` or ``"gene"`` (see ``top_fraction``).
 
     Returns
     -------
@@ -126,6 +128,13 @@ def mestimate(n_features: int, n_dims: int) -> float:
 
     ``m = 1 + (1418 / N + 22.05) D^-2 + (12.33 / N + 0.243) D^(-0.0406 ln N - 0.1134)`` for ``N`` features
     of dimension ``D``.
+
+    Parameters
+    ----------
+    n_features
+        Number of profiles clustered.
+    n_dims
+        Dimension of each profile (e.g. pseudo-bulk groups).
     """
     N, D = float(n_features), float(n_dims)
     if N < 2 or D < 1:
@@ -205,6 +214,14 @@ def fuzzy_cmeans(profiles: pd.DataFrame, *, n_clusters: int | None = None, c_ran
         Relative decrease of ``Dmin`` below which the curve counts as levelled off.
     seed
         Seeds the random initialisations.
+    c_range
+        Smallest and largest ``c`` tried when ``n_clusters`` is None.
+    alpha
+        Membership above which a feature is in its cluster's core.
+    error
+        Convergence threshold of each fuzzy c-means run.
+    maxiter
+        Iteration cap of each run.
 
     Returns
     -------
@@ -265,6 +282,31 @@ def peak_soft_clusters(mdata, *, peaks: Sequence[str], groupby: str = "pt_group"
 
     Returns the :func:`fuzzy_cmeans` dict (also stored in ``mdata[atac_key].uns[key_added]`` unless
     ``key_added`` is None).
+
+    Parameters
+    ----------
+    mdata
+        MuData with the ATAC modality and ``obs[groupby]``.
+    peaks
+        Peaks to cluster (e.g. from :func:`gene_peaks`).
+    groupby
+        obs column with the pseudo-bulk groups (:func:`attune_lib.tl.pseudobulk_groups`).
+    atac_key
+        ATAC modality name.
+    layer
+        ATAC counts (None: ``counts`` when present, else ``.X``).
+    n_clusters
+        Number of clusters (None: chosen, see :func:`fuzzy_cmeans`).
+    c_range
+        Range of ``c`` tried when choosing.
+    m
+        Fuzzifier (None: :func:`mestimate`).
+    alpha
+        Membership threshold of the cluster cores.
+    seed
+        Seeds the initialisations.
+    key_added
+        ``mdata[atac_key].uns`` key of the result (None: only return).
     """
     atac = get_modality(mdata, atac_key, role="ATAC") if _is_mudata(mdata) else mdata
     peaks = list(dict.fromkeys(str(p) for p in peaks))
@@ -320,6 +362,12 @@ def background_peaks(
         Seeds pychromvar's NNDescent (``method="pychromvar"``); the exact search is deterministic.
     key_added
         ``atac.varm`` key of the (n_peaks x n_background) int64 index matrix.
+    mdata
+        MuData with the ATAC modality.
+    atac_key
+        ATAC modality name.
+    method
+        ``"exact"`` (KD-tree) or ``"pychromvar"`` (its NNDescent search).
     """
     atac = get_modality(mdata, atac_key, role="ATAC") if _is_mudata(mdata) else mdata
     where = f"mdata[{atac_key!r}]" if _is_mudata(mdata) else "adata"
@@ -408,6 +456,22 @@ def co_occurrence(mdata, *, peak_groups: Mapping[str, Sequence[str]], groupby: s
         ``"less"`` or ``"two-sided"``.
     key_added
         Store the table in ``mdata.uns[key_added]`` (None: only return).
+    mdata
+        MuData with the modalities and ``obs[groupby]``.
+    groupby
+        obs column with the pseudo-bulk groups.
+    n_background
+        Background peaks per peak used.
+    bg_key
+        ``atac.varm`` key of :func:`background_peaks`.
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
+    rna_layer
+        RNA layer with log-normalised expression (None: ``.X``).
+    atac_layer
+        ATAC counts (None: ``counts`` when present, else ``.X``).
 
     Returns
     -------
@@ -512,7 +576,19 @@ def _rna_profiles(mdata, *, groupby: str, rna_key: str, rna_layer: str | None,
 
 def top_cooccurring_genes(table: pd.DataFrame, *, n: int = 5, max_pval: float | None = None,
                           positive_only: bool = True) -> pd.DataFrame:
-    """The ``n`` genes with the smallest p-value per cluster (Fig. 4D), optionally only positive ``mean_r``."""
+    """The ``n`` genes with the smallest p-value per cluster (Fig. 4D), optionally only positive ``mean_r``.
+
+    Parameters
+    ----------
+    table
+        Output of :func:`co_occurrence`.
+    n
+        Genes kept per cluster.
+    max_pval
+        Largest p-value kept (None: no limit).
+    positive_only
+        Keep only genes with a positive ``mean_r``.
+    """
     _check_table(table, ("cluster", "gene", "pval", "mean_r"), "table")
     df = table[np.isfinite(table["pval"].to_numpy(dtype=float))]
     if positive_only:
@@ -527,6 +603,25 @@ def transit_pattern(mdata, *, peak_groups: Mapping[str, Sequence[str]], gene_gro
                     groupby: str = "pt_group", rna_key: str = "rna", atac_key: str = "atac",
                     rna_layer: str | None = None, atac_layer: str | None = None) -> pd.DataFrame:
     """Standardised pseudo-bulk profiles of each cluster's peaks and co-occurring genes (Fig. 4E).
+
+    Parameters
+    ----------
+    mdata
+        MuData with the modalities and ``obs[groupby]``.
+    peak_groups
+        ``{cluster: peak names}``.
+    gene_groups
+        ``{cluster: gene names}`` (e.g. the co-occurring genes).
+    groupby
+        obs column with the pseudo-bulk groups.
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
+    rna_layer
+        RNA layer with log-normalised expression (None: ``.X``).
+    atac_layer
+        ATAC counts (None: ``counts`` when present, else ``.X``).
 
     Returns
     -------
@@ -574,6 +669,12 @@ def jaspar_motifs(*, release: str = "JASPAR2022", collection: str = "CORE", tax_
     ----------
     ids
         Keep only these matrix ids (e.g. ``["MA0768.2"]``); unknown ids raise an error.
+    release
+        JASPAR release known to pyjaspar.
+    collection
+        JASPAR collection.
+    tax_group
+        Taxonomic group.
 
     Returns
     -------
@@ -590,7 +691,15 @@ def jaspar_motifs(*, release: str = "JASPAR2022", collection: str = "CORE", tax_
 
 
 def motif_names(ids: Sequence[str] | None = None, *, release: str = "JASPAR2022") -> pd.Series:
-    """JASPAR matrix id -> TF name (2022 CORE vertebrates)."""
+    """JASPAR matrix id -> TF name (2022 CORE vertebrates).
+
+    Parameters
+    ----------
+    ids
+        Matrix ids (None: all of the release).
+    release
+        JASPAR release known to pyjaspar.
+    """
     s = pd.Series({m.matrix_id: m.name for m in _jaspar(release, "CORE", "vertebrates")}, name="motif_name")
     return s if ids is None else s.reindex(list(ids))
 
@@ -639,6 +748,19 @@ def peak_sequences(mdata, *, atac_key: str = "atac", fasta: str | os.PathLike | 
     sequences are cut at ``atac.var`` ``chrom, start, end`` (0-based, BED-like) and written to
     ``atac.var[sequence_key]``; with ``add_gc`` the GC fraction goes to ``atac.var["gc_bias"]`` (what
     :func:`background_peaks` needs). Peaks on chromosomes absent from the FASTA raise an error.
+
+    Parameters
+    ----------
+    mdata
+        MuData with peak coordinates in ``atac.var``.
+    atac_key
+        ATAC modality name.
+    fasta
+        Genome FASTA (``.fa`` or ``.fa.gz``), read when the sequences are not in ``var``.
+    sequence_key
+        ``atac.var`` column holding (or receiving) the sequences.
+    add_gc
+        Also write the GC fraction to ``atac.var['gc']``.
     """
     atac = get_modality(mdata, atac_key, role="ATAC") if _is_mudata(mdata) else mdata
     where = f"mdata[{atac_key!r}]" if _is_mudata(mdata) else "adata"
@@ -683,6 +805,10 @@ def scan_motifs(mdata, *, peaks: Sequence[str] | None = None, motifs: Sequence |
         Genome FASTA when the sequences are not in ``atac.var["sequence"]`` (see :func:`peak_sequences`).
     key_added
         Store the table in ``mdata[atac_key].uns[key_added]`` (None: only return).
+    mdata
+        MuData with the ATAC modality.
+    atac_key
+        ATAC modality name.
 
     Returns
     -------
@@ -794,6 +920,29 @@ def motif_regulon(mdata, *, tf: str, motif_id: str, links: pd.DataFrame, match: 
     co-expression with GRNBoost2 importances, prunes modules by RcisTarget motif enrichment around the TSS
     (genome-wide motif rankings) and scores cells with AUCell; here co-expression is a correlation, motif
     support comes from the gene's own linked peaks and no per-cell score is computed.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the modalities and ``obs[groupby]``.
+    tf
+        Transcription factor (a gene of the RNA modality).
+    motif_id
+        JASPAR id of the TF's motif.
+    links
+        Gene-peak links (``gene``, ``peak``).
+    match
+        Peaks x motifs boolean table of :func:`scan_motifs`.
+    groupby
+        obs column with the pseudo-bulk groups.
+    min_abs_r
+        Smallest absolute Spearman correlation with the TF.
+    sign
+        ``"both"``, ``"positive"`` or ``"negative"`` correlations.
+    rna_key
+        RNA modality name.
+    rna_layer
+        RNA layer with log-normalised expression (None: ``.X``).
 
     Returns
     -------

@@ -141,6 +141,8 @@ def residuals(mdata, *, predicted_layer: str, measured_layer: str | None = None,
         ``cis`` predictor cannot know; it is removed so that it does not look like chromatin potential.
     key_added
         Layer receiving the residuals (dense float32); settings go to ``uns[key_added]``.
+    rna_key
+        RNA modality name.
     """
     rna = get_modality(mdata, rna_key, role="RNA") if _is_mudata(mdata) else mdata
     where = f"mdata[{rna_key!r}]" if _is_mudata(mdata) else "adata"
@@ -212,6 +214,16 @@ def cis_predicted_expression(mdata, *, links: pd.DataFrame, weight: str | None =
         ATAC ``obsm`` key for the kNN smoothing (None or missing: no smoothing).
     key_added
         RNA layer receiving the prediction (dense float32, log-normalised scale).
+    mdata
+        Paired MuData.
+    rna_key
+        RNA modality name.
+    atac_key
+        ATAC modality name.
+    n_neighbors
+        Neighbours of the kNN smoothing on ``use_rep``.
+    n_splines
+        Spline basis size of each gene's GAM.
     """
     from pygam import LinearGAM, s
 
@@ -285,6 +297,14 @@ def topic_pseudotime(mdata, *, start_cell: str, n_topics: int = 10, n_components
         number).
     seed
         Seeds LDA, the diffusion map and Palantir's waypoint sampling.
+    mdata
+        MuData with the ATAC modality.
+    atac_key
+        ATAC modality name.
+    method
+        ``"palantir"`` or ``"dpt"`` (see above).
+    key_added
+        obs column written with the pseudotime.
     """
     if method not in ("palantir", "dpt"):
         raise AttuneInputError(f"method must be 'palantir' or 'dpt', got {method!r}")
@@ -371,6 +391,10 @@ def pseudobulk_groups(mdata, *, pseudotime_key: str = "pseudotime", n_groups: in
         Number of groups (at most the number of cells with a pseudotime).
     prefix
         Label prefix.
+    pseudotime_key
+        obs column with the pseudotime.
+    key_added
+        obs column written with the groups.
     """
     pt = _pseudotime(mdata, pseudotime_key)
     ok = np.flatnonzero(np.isfinite(pt))
@@ -388,6 +412,17 @@ def pseudobulk_groups(mdata, *, pseudotime_key: str = "pseudotime", n_groups: in
 def pseudobulk_composition(mdata, *, groupby: str = "pt_group", cell_type_key: str = "cell_type",
                            normalize: bool = True) -> pd.DataFrame:
     """Cell-type composition of each pseudo-bulk group (paper Fig. 3I).
+
+    Parameters
+    ----------
+    mdata
+        MuData or AnnData with both obs columns.
+    groupby
+        obs column with the groups.
+    cell_type_key
+        obs column with the cell types.
+    normalize
+        Fractions per group instead of counts.
 
     Returns
     -------
@@ -436,6 +471,8 @@ def pseudobulk(
     standardize
         Z-score each feature across groups (mean 0, SD 1 with ``ddof=1`` as Mfuzz's ``standardise``);
         constant features become 0.
+    modality
+        Modality aggregated (for a MuData).
     """
     adata = get_modality(mdata, modality) if _is_mudata(mdata) else mdata
     where = f"mdata[{modality!r}]" if _is_mudata(mdata) else "adata"
@@ -493,6 +530,19 @@ def cell_type_transition(mdata, *, pseudotime_key: str = "pseudotime", groupby: 
     fraction of ``early_types`` is computed, and the pseudotime at the centre of the first window where it
     falls below 0.5 is returned. ``early_types`` default: the types whose median pseudotime is below the
     median pseudotime of all cells (skin: TAC-1 and TAC-2, i.e. lineage commitment; cortex: RG and IPC).
+
+    Parameters
+    ----------
+    mdata
+        MuData or AnnData with both obs columns.
+    pseudotime_key
+        obs column with the pseudotime.
+    groupby
+        obs column with the cell types.
+    early_types
+        Types before the transition (None: see above).
+    window
+        Size of the sliding window, as a fraction of the number of cells.
     """
     pt = _pseudotime(mdata, pseudotime_key)
     ct = _obs_column(mdata, groupby, what="groupby").astype(str).to_numpy()
@@ -585,6 +635,18 @@ def residual_trends(
     key_added
         Store ``{"table", "curves"}`` (curves: grid x genes DataFrame) in ``uns[key_added]`` of the RNA
         modality (None: only return).
+    pseudotime_key
+        obs column with the pseudotime.
+    layer
+        RNA layer with the residuals.
+    rna_key
+        RNA modality name.
+    n_grid
+        Pseudotime grid points of the curves.
+    order
+        Neighbouring grid points compared when finding local extrema.
+    transition
+        Pseudotime of the cell-type transition (None: the middle of the range).
 
     Returns
     -------
