@@ -471,7 +471,7 @@ def plot_curves(curves, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = ("loss", "foscttm", "map", "asw", "nc", "gc", "map_rna", "map_atac")
+    panels = ("loss", "foscttm", "map", "map_rna", "map_atac", "nc", "asw", "sas", "gc")
     datasets = list(dict.fromkeys(curves["dataset"]))
     fig, axes = plt.subplots(len(datasets), len(panels), figsize=(2.6 * len(panels), 2.4 * len(datasets)),
                              squeeze=False)
