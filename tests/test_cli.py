@@ -48,9 +48,14 @@ def test_fetch_unknown_dataset_names_it():
     assert "no_such_dataset" in res.output
 
 
-def test_list_notebooks_sorted():
-    stems = [p.stem for p in list_notebooks()]
-    assert stems == sorted(stems)
+def test_list_notebooks_finds_only_visible_notebooks_in_name_order(tmp_path, monkeypatch):
+    for name in ("07_b.ipynb", "00_a.ipynb", ".hidden.ipynb", "notes.txt", "02_c.ipynb"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "01_nested.ipynb").write_text("{}")
+    monkeypatch.setenv("ATTUNE_NOTEBOOK_DIR", str(tmp_path))
+    assert [p.name for p in list_notebooks()] == ["00_a.ipynb", "02_c.ipynb", "07_b.ipynb"]
+    assert resolve_notebook("02") == tmp_path / "02_c.ipynb"
 
 
 def test_run_param_must_be_name_value(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from matplotlib.figure import Figure
+from plot_checks import assert_shows
 
 from attune_lib._utils import AttuneInputError
 from attune_lib.pl import _potential as ppl
@@ -162,9 +162,12 @@ def test_co_occurrence_planted_gene_smallest_p():
     assert best["gene"].iloc[0] == "planted" and len(best) <= 3
     tp = gr.transit_pattern(mdata, peak_groups={"A": peaks[:3]}, gene_groups={"A": ["planted"]}, groupby="pt_bin")
     assert tp.shape == (4, 30) and tp.index.nlevels == 3
-    for fig in (ppl.cooccurring_genes(table, n=3, highlight=["planted"]), ppl.transit_heatmap(tp)):
-        assert isinstance(fig, Figure)
-        plt.close(fig)
+    fig = ppl.cooccurring_genes(table, n=3, highlight=["planted"])
+    assert_shows(fig, texts=["planted"], n_bars=len(best))
+    plt.close(fig)
+    fig = ppl.transit_heatmap(tp)
+    assert_shows(fig, image_shape=tp.shape)
+    plt.close(fig)
     with pytest.raises(AttuneInputError, match="not in"):
         gr.co_occurrence(mdata, peak_groups={"A": ["chrZ:1-2"]}, groupby="pt_bin")
 
@@ -196,7 +199,7 @@ def test_scan_planted_motif_and_enrichment():
     assert enr.iloc[0]["motif_id"] == LEF1 and enr.iloc[0]["pval_adj"] < 0.01
     assert enr.iloc[0]["motif_name"].upper() == "LEF1"
     fig = ppl.motif_enrichment(enr, highlight=[LEF1])
-    assert isinstance(fig, Figure)
+    assert_shows(fig, texts=[LEF1], n_bars=min(10, len(enr)))
     plt.close(fig)
     with pytest.raises(AttuneInputError, match="not scanned"):
         gr.motif_enrichment(match, foreground=["chrX:1-2"])
@@ -264,8 +267,11 @@ def test_gli3_early_and_late_peaks_separate(skin_gli3):
     assert "peak_clusters" in mdata["atac"].uns
     figs = [ppl.soft_clusters(res), ppl.cluster_cores(res),
             ppl.peak_links(mdata, gene="Gli3", peaks=cl.reset_index(names="peak").merge(peaks[["peak", "score"]]))]
+    n_clusters = cl["cluster"].nunique()
+    assert_shows(figs[0], min_data_axes=n_clusters + 1)  # one panel per cluster + the Dmin curve
+    assert_shows(figs[1], min_data_axes=1)
+    assert_shows(figs[2], texts=["Gli3"])
     for fig in figs:
-        assert isinstance(fig, Figure)
         plt.close(fig)
 
 
@@ -307,5 +313,5 @@ def test_motif_regulon_lef1(sim_skin_small):
     assert len(reg) >= 5 and top10 >= 0.6 and hit.mean() > len(true_targets) / mdata["rna"].n_vars
     assert (reg["r"] >= 0.5).all() and (reg["n_motif_peaks"] >= 1).all()
     fig = ppl.regulon(reg, tf="Lef1", truth=true_targets)
-    assert isinstance(fig, Figure)
+    assert_shows(fig, texts=["Lef1", reg["target"].iloc[0]], n_bars=min(20, len(reg)))
     plt.close(fig)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from matplotlib.figure import Figure
+from plot_checks import assert_shows
 from sklearn.metrics import roc_auc_score
 
 from attune_lib._utils import AttuneInputError
@@ -283,9 +283,12 @@ def test_cortex_boundary_has_highest_distance(sim_cortex_small):
     assert (de["pval_adj"] < 0.01).all() and (de["logfc"] > 0.25).all()
     # plots
     S = dist.cross_modal_similarity(mdata, max_cells=200)
-    for fig in (ppl.cross_modal_heatmap(S), ppl.distance_by_group(mdata, threshold=thr)):
-        assert isinstance(fig, Figure)
-        plt.close(fig)
+    fig = ppl.cross_modal_heatmap(S)
+    assert_shows(fig, image_shape=S.shape)
+    plt.close(fig)
+    fig = ppl.distance_by_group(mdata, threshold=thr)
+    assert_shows(fig, texts=[str(g) for g in mdata.obs["cell_type"].cat.categories[:1]])
+    plt.close(fig)
 
 
 def test_potential_plots_return_figures(sim_skin_small):
@@ -304,8 +307,12 @@ def test_potential_plots_return_figures(sim_skin_small):
         ppl.pseudobulk_composition(pot.pseudobulk_composition(mdata)),
         ppl.lagging_ranking(pot.lagging_gene_scores(tab), truth=genes, auroc=0.9),
     ]
+    assert_shows(figs[0], texts=["Gli3"], min_data_axes=3, min_points=3 * mdata.n_obs)  # predicted, measured, residual
+    assert_shows(figs[1], texts=genes, min_data_axes=len(set(genes)))  # one panel per gene
+    assert_shows(figs[2], texts=["Gli3"])
+    assert_shows(figs[3], n_bars=10 * mdata.obs["cell_type"].nunique())  # 10 groups x stacked cell types
+    assert_shows(figs[4], texts=["Gli3"])
     for fig in figs:
-        assert isinstance(fig, Figure)
         plt.close(fig)
 
 
@@ -356,5 +363,5 @@ def test_release_share_tac_pseudobulk(_offline_shared):
     t = pot.cell_type_transition(a, early_types=tac)
     assert 0 < t < 1
     fig = ppl.pseudobulk_composition(comp)
-    assert isinstance(fig, Figure)
+    assert_shows(fig, texts=tac, n_bars=comp.size)
     plt.close(fig)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from matplotlib.figure import Figure
+from plot_checks import assert_shows, content
 
 import attune_lib as al
 from attune_lib._utils import AttuneInputError
@@ -382,10 +382,17 @@ def test_benchmark_tables(prep, bench):
 
 def test_plots_return_figures(bench):
     summary, per_gene = bench
-    for fig in (prediction_violins(per_gene), prediction_table(summary),
-                prediction_table(summary, paper=paper_prediction_values().iloc[:0]),
-                contrast_ablation_prediction(per_gene), contrast_ablation_prediction(summary)):
-        assert isinstance(fig, Figure)
+    methods = sorted(set(summary["method"]))
+    figs = (prediction_violins(per_gene), prediction_table(summary),
+            prediction_table(summary, paper=paper_prediction_values().iloc[:0]),
+            contrast_ablation_prediction(per_gene), contrast_ablation_prediction(summary))
+    assert_shows(figs[0], min_points=1)
+    for fig in figs[1:3]:
+        c = content(fig)
+        assert any(m in c["text"] for m in methods), c["text"][:300]
+    for fig in figs[3:]:
+        assert_shows(fig, texts=["default", "intra"])
+    for fig in figs:
         plt.close(fig)
     with pytest.raises(AttuneInputError, match="lacks"):
         prediction_violins(summary.drop(columns="pearson"))

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from matplotlib.figure import Figure
+from plot_checks import assert_shows
 
 from attune_lib._utils import AttuneInputError
 from attune_lib.models._transformer import (
@@ -541,6 +541,12 @@ def test_plots_return_figures(sim_trained):
     figs = [P.pchic_distances(truth_tab), P.link_auroc(scores, highlight="score"), P.attention_elbow(links),
             P.dpag_dotplot(mdata, dp, R.differential_genes(mdata)), P.enrichment_bars(enr),
             P.link_heatmap(R.link_heatmap_data(mdata, sel, n_pairs=12)), P.window_sweep(sweep, highlight="score")]
-    assert all(isinstance(f, Figure) for f in figs)
+    assert_shows(figs[0], min_data_axes=1)
+    assert_shows(figs[1], texts=["score", "neg"])
+    assert_shows(figs[2], min_data_axes=1)
+    assert_shows(figs[3], texts=[dp["gene"].iloc[0]], min_points=1)
+    assert_shows(figs[4], n_bars=min(10, len(enr)) if len(enr) else None, min_data_axes=1 if len(enr) else 0)
+    assert_shows(figs[5], min_data_axes=2, image_shape=(12, mdata.obs["cell_type"].nunique()))
+    assert_shows(figs[6], texts=["score", "neg"])
     for f in figs:
         plt.close(f)
