@@ -294,3 +294,44 @@ def test_stop_training_callback_still_works(paired):
 
     model.train(max_epochs=5, batch_size=64, callbacks=[stop], **FAST)
     assert len(model.history) == 1 and model.is_trained
+
+
+def test_schedule_choice():
+    """The paper's schedule where its 20 epochs give >= 1,000 steps; the small-data one below; explicit wins."""
+    from attune_lib.models import Attune as A
+    from attune_lib.models._attune import PAPER_SCHEDULE, SMALL_DATA_SCHEDULE
+
+    none = {"max_epochs": None, "max_steps": None, "lr": None, "lr_end": None, "validation_fraction": None,
+            "early_stopping": None}
+    big = A._plan_schedule(20_000, batch_size=128, schedule="auto", **none)
+    assert big["schedule"] == "paper" and big["max_epochs"] == 20 and big["lr"] == PAPER_SCHEDULE["lr"]
+    small = A._plan_schedule(2_600, batch_size=128, schedule="auto", **none)
+    assert small["schedule"] == "small_data" and small["max_steps"] == SMALL_DATA_SCHEDULE["max_steps"]
+    assert small["lr"] == 1e-3 and small["validation_fraction"] == 0.1 and small["early_stopping"]["restore_best"]
+    # 2,340 training cells at batch 128: 19 steps per epoch, so the budget needs 53 epochs
+    assert small["max_epochs"] == 53
+    paper = A._plan_schedule(2_600, batch_size=128, schedule="paper", **none)
+    assert paper["schedule"] == "paper" and paper["max_epochs"] == 20 and paper["early_stopping"] is None
+    user = A._plan_schedule(2_600, batch_size=128, schedule="auto", **{**none, "max_epochs": 5, "lr": 3e-4})
+    assert user["schedule"] == "user" and user["max_epochs"] == 5 and user["lr"] == 3e-4
+    with pytest.raises(AttuneInputError, match="validation_fraction"):
+        A._plan_schedule(2_600, batch_size=128, schedule="auto",
+                         **{**none, "max_epochs": 5, "early_stopping": True})
+    with pytest.raises(AttuneInputError, match="schedule"):
+        A._plan_schedule(2_600, batch_size=128, schedule="fast", **none)
+
+
+def test_default_schedule_records_convergence(paired):
+    """On small data the default schedule holds cells out, stops early and says whether it converged."""
+    m = paired.copy()
+    Attune.setup_mudata(m)
+    model = Attune(m, seed=0, **SMALL)
+    model.train(batch_size=64, **FAST)
+    s, h = model.train_summary_, model.history
+    assert s["schedule"] == "small_data" and "val_loss" in h and h["step"].iloc[-1] <= 1000
+    assert s["steps"] == h["step"].iloc[-1] and s["monitor"] == "val_loss"
+    assert s["converged"] in (True, False) and np.isfinite(s["last_quarter_drop"])
+    # the epoch kept: no later epoch improves on it by more than min_delta (1e-3)
+    best = s["best_epoch"]
+    assert h["val_loss"].loc[best:].min() >= h.loc[best, "val_loss"] - 1e-3
+    assert h.loc[best, "val_loss"] == pytest.approx(s["best_val_loss"])
