@@ -233,6 +233,9 @@ class ScMVP(BaseModel):
         # the RNA likelihood is a negative binomial: it needs raw counts, whatever the input state
         from .._access import get_matrix, matrix_state
 
+        if rna_layer is None or rna_layer in rna.layers:  # NaN/inf/negative values are named first
+            check_values(_get_matrix(rna, rna_layer, modality=rna_key),
+                         name=f"mdata[{rna_key!r}]{_layer_name(rna_layer)}")
         explicit = None if (rna_layer == "counts" and "counts" not in rna.layers) else rna_layer
         get_matrix(rna, "counts", layer=explicit, where=f"mdata[{rna_key!r}]", allow_binary=False,
                    step="ScMVP (negative-binomial RNA likelihood)", param="rna_layer")
