@@ -335,3 +335,33 @@ def test_default_schedule_records_convergence(paired):
     best = s["best_epoch"]
     assert h["val_loss"].loc[best:].min() >= h.loc[best, "val_loss"] - 1e-3
     assert h.loc[best, "val_loss"] == pytest.approx(s["best_val_loss"])
+
+
+def test_directories_of_earlier_versions_still_load(attune, scmvp, paired, tmp_path):
+    """attune_lib.Attune/1 (attr.json + raw state dict) and attune_lib.ScMVP/1 (one model.pt) load."""
+    old = tmp_path / "attune_v1"
+    old.mkdir()
+    torch.save({k: v.detach().cpu() for k, v in attune.module.state_dict().items()}, old / "model.pt")
+    (old / "attr.json").write_text(json.dumps({
+        "format": "attune_lib.Attune/1", "init_params": attune.init_params, "setup": {"rna_key": "rna", "atac_key": "atac"},
+        "is_trained": True, "var_names": {m: list(map(str, attune.var_names[m])) for m in ("rna", "atac")}}))
+    attune.history.to_csv(old / "history.csv")
+    loaded = Attune.load(old, paired.copy(), device="cpu")
+    np.testing.assert_allclose(loaded.get_latent_representation(), attune.get_latent_representation(), atol=1e-6)
+    assert loaded.is_trained and len(loaded.history) == len(attune.history)
+
+    old = tmp_path / "scmvp_v1"
+    old.mkdir()
+    reg = {k: v for k, v in scmvp.registry.items() if k != "idf"}
+    reg = {**reg, **{k: ("" if reg.get(k) is None else reg[k]) for k in ("rna_layer", "atac_layer", "atac_transform")}}
+    hist = scmvp.history.rename(columns={"time_s": "seconds"})
+    torch.save({"format": "attune_lib.ScMVP/1", "init_kwargs": scmvp.init_params, "registry": reg,
+                "idf": torch.as_tensor(np.asarray(scmvp.registry["idf"]), dtype=torch.float64),
+                "state_dict": {k: v.detach().cpu() for k, v in scmvp.module.state_dict().items()},
+                "history": {"epoch": list(range(len(hist))), **{c: hist[c].tolist() for c in hist.columns}},
+                "is_trained": True}, old / "model.pt")
+    m = paired.copy()
+    loaded = ScMVP.load(old, m, device="cpu")
+    np.testing.assert_allclose(loaded.get_latent_representation(key_added=None),
+                               scmvp.get_latent_representation(key_added=None), atol=1e-6)
+    assert "time_s" in loaded.history and loaded.history.index.name == "epoch"

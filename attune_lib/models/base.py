@@ -22,6 +22,7 @@
 
   ``Model.load(dir_path, mdata)`` reads and checks every file first (a damaged file is named in the
   error), validates ``mdata`` against the saved features, and only then registers the setup in ``mdata``.
+  Directories written by earlier versions (``attune_lib.Attune/1``, ``attune_lib.ScMVP/1``) are read too.
 """
 
 from __future__ import annotations
@@ -219,6 +220,9 @@ def read_saved(dir_path: str | os.PathLike, model: str) -> SavedModel:
     """
     path = Path(dir_path)
     attr_file = path / ATTR_FILE
+    legacy = _read_legacy(path, model)
+    if legacy is not None:
+        return legacy
     if not path.is_dir() or not attr_file.is_file():
         raise AttuneInputError(f"{path} is not a saved {model} model ({ATTR_FILE} not found)")
     try:
@@ -244,11 +248,7 @@ def read_saved(dir_path: str | os.PathLike, model: str) -> SavedModel:
     weights_file = path / WEIGHTS_FILE
     if not weights_file.is_file():
         raise AttuneInputError(f"{weights_file} not found; the saved model in {path} is incomplete")
-    try:
-        weights = torch.load(weights_file, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, 0-byte file, foreign pickle: name the file
-        raise AttuneInputError(f"{weights_file} is damaged and cannot be read "
-                               f"({type(err).__name__}: {err or 'empty file'})") from err
+    weights = _load_weights(weights_file)
     if not isinstance(weights, dict) or "state_dict" not in weights:
         raise AttuneInputError(f"{weights_file} is damaged: no 'state_dict'")
     hist_file = path / HISTORY_FILE
@@ -263,6 +263,52 @@ def read_saved(dir_path: str | os.PathLike, model: str) -> SavedModel:
         if "epoch" in history:
             history = history.set_index("epoch")
     return SavedModel(path, attrs, var_names, weights, history)
+
+
+def _load_weights(file: Path):
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, 0-byte file, foreign pickle: name the file
+        raise AttuneInputError(f"{file} is damaged and cannot be read "
+                               f"({type(err).__name__}: {err or 'empty file'})") from err
+
+
+def _read_legacy(path: Path, model: str) -> SavedModel | None:
+    """Directories written by earlier versions (``attune_lib.Attune/1``, ``attune_lib.ScMVP/1``), or None."""
+    attr_file, weights_file = path / ATTR_FILE, path / WEIGHTS_FILE
+    if model == "Attune" and attr_file.is_file():
+        try:
+            attrs = json.loads(attr_file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None  # reported by read_saved
+        if not isinstance(attrs, dict) or attrs.get("format") != "attune_lib.Attune/1":
+            return None
+        if not weights_file.is_file():
+            raise AttuneInputError(f"{weights_file} not found; the saved model in {path} is incomplete")
+        state = _load_weights(weights_file)
+        hist_file = path / HISTORY_FILE
+        history = pd.read_csv(hist_file, index_col="epoch") if hist_file.is_file() else pd.DataFrame()
+        new = {"format": SAVE_FORMAT, "model": model, "init_params": attrs["init_params"],
+               "setup": attrs.get("setup", {}), "is_trained": attrs.get("is_trained", False), "extra": {}}
+        names = {m: pd.Index([str(v) for v in attrs["var_names"][m]]) for m in ("rna", "atac")}
+        return SavedModel(path, new, names, {"state_dict": state, "extra": {}}, history)
+    if model == "ScMVP" and not attr_file.is_file() and weights_file.is_file():
+        payload = _load_weights(weights_file)
+        if not isinstance(payload, dict) or payload.get("format") != "attune_lib.ScMVP/1":
+            return None
+        reg = payload["registry"]
+        setup = {k: (reg.get(k) or None) for k in ("rna_key", "atac_key", "rna_layer", "atac_layer",
+                                                    "atac_transform")}
+        hist = pd.DataFrame(payload.get("history") or {})
+        if len(hist):
+            hist = hist.drop(columns=["epoch"], errors="ignore").rename(columns={"seconds": "time_s"})
+            hist.index = pd.RangeIndex(1, len(hist) + 1, name="epoch")
+        new = {"format": SAVE_FORMAT, "model": model, "init_params": payload["init_kwargs"], "setup": setup,
+               "is_trained": payload.get("is_trained", False), "extra": {}}
+        names = {"rna": pd.Index(reg["gene_names"]), "atac": pd.Index(reg["peak_names"])}
+        return SavedModel(path, new, names, {"state_dict": payload["state_dict"], "extra": {"idf": payload["idf"]}},
+                          hist)
+    return None
 
 
 def _versions() -> dict[str, str]:
