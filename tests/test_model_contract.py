@@ -343,7 +343,8 @@ def test_directories_of_earlier_versions_still_load(attune, scmvp, paired, tmp_p
     old.mkdir()
     torch.save({k: v.detach().cpu() for k, v in attune.module.state_dict().items()}, old / "model.pt")
     (old / "attr.json").write_text(json.dumps({
-        "format": "attune_lib.Attune/1", "init_params": attune.init_params, "setup": {"rna_key": "rna", "atac_key": "atac"},
+        "format": "attune_lib.Attune/1", "init_params": attune.init_params,
+        "setup": {"rna_key": "rna", "atac_key": "atac"},
         "is_trained": True, "var_names": {m: list(map(str, attune.var_names[m])) for m in ("rna", "atac")}}))
     attune.history.to_csv(old / "history.csv")
     loaded = Attune.load(old, paired.copy(), device="cpu")
