@@ -201,7 +201,11 @@ def test_topic_pseudotime_palantir_and_dpt(sim_skin_small):
     sub = _copy(mdata[mdata.obs["pseudotime"].rank().to_numpy() % 3 == 0])
     pot.topic_pseudotime(sub, start_cell=sub.obs["pseudotime"].idxmin(), method="dpt", n_topics=5, max_iter=10,
                          key_added="dpt_pt")
-    assert spearmanr(sub.obs["dpt_pt"], sub.obs["pseudotime"]).statistic > 0.3
+    # DPT marks cells its kNN graph cannot reach as infinite; with the simulator's per-cell open/closed
+    # accessibility a few percent of this 200-cell subset are unreachable, so score the reachable ones
+    dpt = sub.obs["dpt_pt"].to_numpy(dtype=float)
+    assert np.isfinite(dpt).mean() > 0.9
+    assert spearmanr(dpt, sub.obs["pseudotime"], nan_policy="omit").statistic > 0.3
     with pytest.raises(AttuneInputError, match="start_cell"):
         pot.topic_pseudotime(mdata, start_cell="not-a-cell")
 
