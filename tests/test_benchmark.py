@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from plot_checks import assert_shows, content
+from plot_checks import assert_shows
 
 import attune_lib.pl._benchmark as bpl
 import attune_lib.tl._benchmark as B
@@ -304,7 +304,8 @@ def test_plots_return_figures(bench, sweeps, refmap):
     assert_shows(figs[1], texts=labels, min_data_axes=2)  # overall and FOSCTTM panels
     assert_shows(figs[2], min_points=len(df))
     assert_shows(figs[3], min_points=1)
-    assert_shows(figs[4], texts=["n_latent"] if "n_latent" in content(figs[4])["text"] else [])
+    # one bar per Attune dimension (8, 16), the baselines as lines
+    assert_shows(figs[4], texts=["8", "16", "embedding dimension"], n_bars=2)
     assert_shows(figs[5], min_data_axes=2)  # one panel per metric
     assert_shows(figs[6], min_data_axes=3, min_points=out.n_obs)  # three UMAP panels of every cell
     for f in figs:
