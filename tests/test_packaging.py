@@ -33,6 +33,16 @@ def test_ci_runs_readme_test_command(repo_root):
     assert re.search(r"^make test$", ci, flags=re.M)
 
 
+def test_ci_lints_before_testing_with_ruff_from_the_test_extra(repo_root):
+    ci = (repo_root / ".ci" / "run").read_text()
+    assert ci.index("make lint") < ci.index("make test")
+    makefile = (repo_root / "Makefile").read_text()
+    assert re.search(r"^lint: \$\(STAMP\)\n\t\$\(VENV\)/bin/ruff check ", makefile, flags=re.M)
+    pyproject = tomllib.loads((repo_root / "pyproject.toml").read_text())
+    assert any(p.startswith("ruff") for p in pyproject["project"]["optional-dependencies"]["test"])
+    assert "*.ipynb" in pyproject["tool"]["ruff"]["extend-include"]
+
+
 def test_import_is_light():
     import subprocess
     import sys
