@@ -334,7 +334,8 @@ def _preprocess_atac_steps(work, *, min_fraction, min_cells, remove_sex, n_peaks
     n2 = work.n_vars
     if n_peaks is not None and n_peaks < work.n_vars:
         work._inplace_subset_var(_top_peaks_mask(work.X, n_peaks))
-    if state in ("counts", "binary"):
+    has_counts = "counts" in work.layers and matrix_state(work, "counts") == "counts"
+    if state in ("counts", "binary") and not has_counts:  # never replace real counts by 0/1 values
         work.layers["counts"] = work.X.copy()
         record_layer_state(work, "counts", state)
     if state != "log-normalised":

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._access import matrix_state
 from .._utils import AttuneInputError, as_csr, check_values, get_modality, progress
 from ._obs import group_codes as _group_codes
 from ._obs import group_matrix as _group_matrix
@@ -70,28 +71,17 @@ def _layer(adata, layer: str | None, where: str):
     return adata.layers[layer]
 
 
-def _counts_layer(adata, layer: str | None, where: str):
-    """Raw counts: ``layer`` if given, else ``.layers["counts"]`` when present, else ``.X``."""
-    if layer is None and "counts" in adata.layers:
-        layer = "counts"
-    X = _layer(adata, layer, where)
-    check_values(X, name=f"{where}{'.X' if layer is None else f'.layers[{layer!r}]'}")
-    return X, layer
+def _counts_layer(adata, layer: str | None, where: str, *, kind: str = "counts", step: str = "this step"):
+    """Counts (``kind="scaled"``: or normalised values): ``layer`` if given, else chosen by input state.
 
+    Raises a named error for log-normalised input (see :func:`attune_lib._access.get_matrix`).
+    """
+    from .._access import get_matrix
 
-def _is_integer_matrix(X, n: int = 500) -> bool:
-    rows = np.unique(np.linspace(0, X.shape[0] - 1, num=min(n, X.shape[0])).astype(int))
-    sub = X[rows]
-    data = sub.data if sp.issparse(sub) else np.asarray(sub).ravel()
-    return bool(data.size == 0 or np.all(np.abs(data - np.round(data)) < 1e-6))
-
-
-def _lognorm(X, target_sum: float = 1e4) -> np.ndarray:
-    """Dense log1p(counts / total * target_sum)."""
-    X = as_csr(X, dtype=np.float64)
-    tot = np.asarray(X.sum(axis=1)).ravel()
-    tot[tot == 0] = 1.0
-    return np.log1p(np.asarray((sp.diags(target_sum / tot) @ X).todense()))
+    X, name, _ = get_matrix(adata, kind, layer=layer, where=where, step=step)
+    check_values(X, name=name)
+    used = None if name.endswith(".X") else name.split("layers[")[-1].strip("]'\"")
+    return X, used
 
 
 def _dense(X) -> np.ndarray:
@@ -100,12 +90,12 @@ def _dense(X) -> np.ndarray:
 
 def _log_expression(adata, layer: str | None, where: str) -> np.ndarray:
     """Log-normalised expression (dense float64); raw counts are normalised to 1e4 and log1p on the fly."""
+    from .._access import get_matrix
+
     X = _layer(adata, layer, where)
-    name = f"{where}{'.X' if layer is None else f'.layers[{layer!r}]'}"
-    check_values(X, name=name, allow_negative=True)
-    if _is_integer_matrix(X) and (X.data if sp.issparse(X) else np.asarray(X)).min(initial=0) >= 0:
-        logger.info("%s holds raw counts; using log1p(counts / total * 1e4)", name)
-        return _lognorm(X)
+    check_values(X, name=f"{where}{'.X' if layer is None else f'.layers[{layer!r}]'}", allow_negative=True)
+    X, name, _ = get_matrix(adata, "log-normalised", layer=layer, where=where)
+    logger.debug("log expression from %s", name)
     return _dense(X).astype(np.float64)
 
 
@@ -233,9 +223,9 @@ def cis_predicted_expression(mdata, *, links: pd.DataFrame, weight: str | None =
         raise AttuneInputError(f"mdata[{rna_key!r}] and mdata[{atac_key!r}] must hold the same cells in the same order")
     W = _link_matrix(links, rna.var_names, atac.var_names, weight)
     Y = _log_expression(rna, rna_layer, f"mdata[{rna_key!r}]")
-    A, used = _counts_layer(atac, atac_layer, f"mdata[{atac_key!r}]")
+    A, used = _counts_layer(atac, atac_layer, f"mdata[{atac_key!r}]", kind="any")
     A = as_csr(A, dtype=np.float64)
-    if _is_integer_matrix(A):
+    if matrix_state(atac, used) != "log-normalised":  # counts or scaled counts: accessibility per 10k
         tot = np.asarray(A.sum(axis=1)).ravel()
         tot[tot == 0] = 1.0
         A = (sp.diags(1e4 / tot) @ A).tocsr()
@@ -315,7 +305,7 @@ def topic_pseudotime(mdata, *, start_cell: str, n_topics: int = 10, n_components
     for name, v, lo in (("n_topics", n_topics, 2), ("n_components", n_components, 2), ("knn", knn, 2)):
         if not isinstance(v, (int, np.integer)) or v < lo:
             raise AttuneInputError(f"{name} must be an integer >= {lo}, got {v!r}")
-    X, used = _counts_layer(atac, layer, where)
+    X, used = _counts_layer(atac, layer, where, step="topic pseudotime (LDA is a count model)")
     X = as_csr(X, dtype=np.float64).copy()
     X.data[:] = 1.0
     from sklearn.decomposition import LatentDirichletAllocation
@@ -499,8 +489,6 @@ def pseudobulk(
         if sp.issparse(X)
         else sp.csr_matrix(np.asarray(X, dtype=np.float64)[:, idx])
     )
-    from .._access import matrix_state
-
     auto = "cpm" if matrix_state(adata, layer) in ("counts", "binary", "normalised") else "mean"
     mode = normalize if normalize != "auto" else auto
     if mode == "cpm":
