@@ -47,6 +47,8 @@ __all__ = [
     "get_matrix",
     "lognormalize",
     "describe_matrix",
+    "counts_matrix",
+    "log_expression",
 ]
 
 #: the states a matrix can be in (see the module docstring)
@@ -318,3 +320,52 @@ def describe_matrix(adata, layer: str | None = None) -> str:
     if layer is None and rec.get("matrices", {}).get("X") == rec.get("state") and "source" in rec:
         return f"{state} ({rec['source']})"
     return state
+
+
+def counts_matrix(adata, layer: str | None, where: str, *, kind: str = "counts", step: str = "this step"):
+    """Counts (``kind="scaled"``: or normalised values; ``"any"``: as given) and the layer they came from.
+
+    Parameters
+    ----------
+    adata
+        AnnData of one modality.
+    layer
+        An explicit layer, or None to choose by input state (see :func:`get_matrix`).
+    where
+        How the modality is named in messages.
+    kind
+        ``"counts"``, ``"scaled"`` or ``"any"``.
+    step
+        The step asking, for messages.
+
+    Returns
+    -------
+    tuple
+        ``(matrix, layer)``; ``layer`` is None for ``.X``.
+    """
+    from ._utils import check_values
+
+    X, name, _ = get_matrix(adata, kind, layer=layer, where=where, step=step)
+    check_values(X, name=name)
+    used = None if name.endswith(".X") else name.split("layers[")[-1].strip("]'\"")
+    return X, used
+
+
+def log_expression(adata, layer: str | None, where: str) -> np.ndarray:
+    """Log-normalised expression as a dense float64 array (counts or normalised values log1p(CP10k) on the fly).
+
+    Parameters
+    ----------
+    adata
+        AnnData of the RNA modality.
+    layer
+        Layer to read (None: ``.X``).
+    where
+        How the modality is named in messages.
+    """
+    from ._utils import check_values
+
+    X = _raw_matrix(adata, layer, where=where)
+    check_values(X, name=_xname(where, layer), allow_negative=True)
+    X, _, _ = get_matrix(adata, "log-normalised", layer=layer, where=where)
+    return (X.toarray() if sp.issparse(X) else np.asarray(X)).astype(np.float64)

@@ -92,7 +92,7 @@ def residual_embedding(
     point_size
         Marker size (None: chosen from the number of cells).
     """
-    from ..tl._potential import _log_expression
+    from .._access import log_expression as _log_expression
 
     rna = _rna(mdata, rna_key)
     holder = mdata if basis in getattr(mdata, "obsm", {}) else rna

@@ -32,14 +32,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._access import counts_matrix as _counts_layer
+from .._access import log_expression as _log_expression
 from .._utils import AttuneInputError, as_csr, get_modality
 from ._obs import group_codes as _group_codes
 from ._obs import group_matrix as _group_matrix
 from ._obs import is_mudata as _is_mudata
 from ._obs import obs_column as _obs_column
 from ._potential import (
-    _counts_layer,
-    _log_expression,
     pseudobulk,
 )
 
@@ -379,7 +379,7 @@ def background_peaks(
     gc = atac.var[gc_key].to_numpy(dtype=float)
     if not np.isfinite(gc).all():
         raise AttuneInputError(f"{where}.var[{gc_key!r}] has missing values")
-    X, _ = _counts_layer(atac, layer, where)
+    X, _ = _counts_layer(atac, layer, where, kind="scaled", step="background peaks (reads per peak)")
     reads = np.asarray(X.sum(axis=0)).ravel().astype(float)
     ok = np.flatnonzero(reads > 0)
     if len(ok) <= n_background + 1:

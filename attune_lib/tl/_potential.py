@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._access import counts_matrix as _counts_layer
+from .._access import log_expression as _log_expression
 from .._access import matrix_state
 from .._utils import AttuneInputError, as_csr, check_values, get_modality, progress
 from ._obs import group_codes as _group_codes
@@ -71,32 +73,8 @@ def _layer(adata, layer: str | None, where: str):
     return adata.layers[layer]
 
 
-def _counts_layer(adata, layer: str | None, where: str, *, kind: str = "counts", step: str = "this step"):
-    """Counts (``kind="scaled"``: or normalised values): ``layer`` if given, else chosen by input state.
-
-    Raises a named error for log-normalised input (see :func:`attune_lib._access.get_matrix`).
-    """
-    from .._access import get_matrix
-
-    X, name, _ = get_matrix(adata, kind, layer=layer, where=where, step=step)
-    check_values(X, name=name)
-    used = None if name.endswith(".X") else name.split("layers[")[-1].strip("]'\"")
-    return X, used
-
-
 def _dense(X) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else np.asarray(X)
-
-
-def _log_expression(adata, layer: str | None, where: str) -> np.ndarray:
-    """Log-normalised expression (dense float64); raw counts are normalised to 1e4 and log1p on the fly."""
-    from .._access import get_matrix
-
-    X = _layer(adata, layer, where)
-    check_values(X, name=f"{where}{'.X' if layer is None else f'.layers[{layer!r}]'}", allow_negative=True)
-    X, name, _ = get_matrix(adata, "log-normalised", layer=layer, where=where)
-    logger.debug("log expression from %s", name)
-    return _dense(X).astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------------
