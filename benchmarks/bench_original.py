@@ -431,6 +431,10 @@ def summarize(curves, epochs: int):
             row[f"{c}_min"], row[f"{c}_max"] = float(np.min(v)), float(np.max(v))
         rows.append(row)
     table = pd.DataFrame(rows)
+    order = {m: i for i, m in enumerate(("original", "port", "port_origmode", "port_evalbn", "port_lr"))}
+    ds_order = {d: i for i, d in enumerate(dict.fromkeys(curves["dataset"]))}
+    table = table.sort_values(["dataset", "method"], key=lambda col: col.map(ds_order if col.name == "dataset"
+                                                                             else order)).reset_index(drop=True)
     diffs = []
     for ds, g in table.groupby("dataset", sort=False):
         ref = g[g["method"] == "original"]
@@ -475,7 +479,8 @@ def plot_curves(curves, path: Path) -> None:
     datasets = list(dict.fromkeys(curves["dataset"]))
     fig, axes = plt.subplots(len(datasets), len(panels), figsize=(2.6 * len(panels), 2.4 * len(datasets)),
                              squeeze=False)
-    colors = {"original": "tab:red", "port": "tab:blue", "port_origmode": "tab:green"}
+    colors = {"original": "tab:red", "port": "tab:blue", "port_origmode": "tab:green",
+              "port_evalbn": "tab:purple", "port_lr": "tab:orange"}
     for i, ds in enumerate(datasets):
         d = curves[curves["dataset"] == ds]
         for j, c in enumerate(panels):
@@ -506,7 +511,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=PAPER["batch_size"])
     p.add_argument("--lr", type=float, default=PAPER["lr"])
     p.add_argument("--variants", default="original,port,port_origmode",
-                   help="comma-separated subset of original, port, port_origmode")
+                   help="comma-separated subset of original, port, port_origmode (the port with the "
+                        "original's inference-mode batch norm/dropout and learning-rate end), port_evalbn "
+                        "(only the former), port_lr (only the latter)")
     p.add_argument("--sim-cells", type=int, default=1000)
     p.add_argument("--sim-genes", type=int, default=400)
     p.add_argument("--sim-peaks", type=int, default=2000)
@@ -534,7 +541,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    bad = [v for v in variants if v not in ("original", "port", "port_origmode")]
+    bad = [v for v in variants if v not in ("original", "port", "port_origmode", "port_evalbn", "port_lr")]
     if bad:
         raise SystemExit(f"--variants: unknown {bad}")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -565,12 +572,16 @@ def main(argv: list[str] | None = None) -> None:
                       f"(max |mean|, max |var-1|): {meta['bn_moving_stats_max_abs_mean_and_var_minus_1']}", flush=True)
             if "port" in variants:
                 runs["port"] = run_port(md, seed, args)
+            if spe is None:
+                sizes = (md.mod["rna"].obs[batch_key].value_counts() if batch_key else [md.n_obs])
+                spe = int(sum(int(n) // args.batch_size for n in sizes))
             if "port_origmode" in variants:
-                if spe is None:
-                    sizes = (md.mod["rna"].obs[batch_key].value_counts() if batch_key else [md.n_obs])
-                    spe = int(sum(int(n) // args.batch_size for n in sizes))
                 runs["port_origmode"] = run_port(md, seed, args, origmode=True,
                                                  lr_end=original_final_lr(args, spe))
+            if "port_evalbn" in variants:  # only the inference-mode batch norm / dropout
+                runs["port_evalbn"] = run_port(md, seed, args, origmode=True)
+            if "port_lr" in variants:  # only the original's learning-rate end point
+                runs["port_lr"] = run_port(md, seed, args, lr_end=original_final_lr(args, spe))
             for method, (r, a, loss, train_s) in runs.items():
                 runtimes.append({"dataset": label, "method": method, "seed": seed, "train_s": train_s})
                 for e in range(r.shape[0]):
