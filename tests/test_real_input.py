@@ -290,6 +290,10 @@ def test_prediction_noise_and_constants_are_flagged():
     const[:, :10] = 1.0
     with pytest.warns(TrustWarning, match="constant for 10 of 50 genes"):
         al.metrics.prediction_trust(y, const, name="lasso")
+    # a constant is the right answer for genes nobody can predict: then no flag
+    predictable = np.arange(50) >= 10
+    t = al.metrics.prediction_trust(y, const, name="lasso", predictable=predictable, warn=False)
+    assert t["n_constant"] == 10 and t["n_constant_predictable"] == 0 and t["flags"] == []
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrustWarning)
         ok = al.metrics.prediction_trust(y, y + rng.normal(size=y.shape), name="good")

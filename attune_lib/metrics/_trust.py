@@ -43,7 +43,7 @@ RELATIVE_MIN = 0.5
 #: mean gene-wise Pearson below which a prediction is at noise level whatever its p-value
 MIN_PEARSON = 0.05
 #: share of genes predicted as a constant above which a predictor is flagged
-MAX_CONSTANT_FRACTION = 0.05
+MAX_CONSTANT_FRACTION = 0.10
 
 
 class TrustWarning(UserWarning):
@@ -180,7 +180,7 @@ def _genewise_pearson(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return np.divide((a * b).sum(axis=0), den, out=np.zeros(a.shape[1]), where=den > 0)
 
 
-def prediction_trust(y_true, y_pred, *, name: str = "prediction", n_permutations: int = 20,
+def prediction_trust(y_true, y_pred, *, name: str = "prediction", predictable=None, n_permutations: int = 20,
                      random_state: int = 0, warn: bool = True) -> dict:
     """Is this RNA prediction to be trusted? Its gene-wise Pearson against a permutation null, with flags.
 
@@ -190,6 +190,10 @@ def prediction_trust(y_true, y_pred, *, name: str = "prediction", n_permutations
         Observed and predicted expression, cells x genes (test cells only).
     name
         Name of the method, for the flags and warnings.
+    predictable
+        Boolean mask of the genes (columns) known to be predictable, e.g. those another method predicts
+        above chance. A constant prediction for an unpredictable gene is the right answer, so only
+        constants among these genes are flagged. None: every gene counts.
     n_permutations
         Times the cells of the prediction are shuffled to build the null.
     random_state
@@ -202,13 +206,15 @@ def prediction_trust(y_true, y_pred, *, name: str = "prediction", n_permutations
     dict
         ``mean_pearson`` (constant predictions count as 0), ``null_mean``, ``null_q95`` (95th
         percentile of the permuted means), ``n_constant`` (genes predicted as a constant while
-        observed values vary), ``frac_constant``, ``flags`` and ``flag``.
+        observed values vary), ``n_constant_predictable`` (of those, genes in ``predictable``),
+        ``frac_constant`` (of the genes counted), ``noise`` (bool), ``flags`` and ``flag``.
 
     Notes
     -----
     Flags: "predictions at noise level" when the mean Pearson does not exceed the null's 95th
     percentile or is below 0.05 (under 0.25 % of variance explained per gene: useless whatever
-    the p-value); "predicts a constant for N of M genes" when more than 5 % of the genes are.
+    the p-value); "predicts a constant for N of M genes" when more than 5 % of the (predictable)
+    genes are.
     """
     yt = np.asarray(y_true.toarray() if hasattr(y_true, "toarray") else y_true, dtype=np.float64)
     yp = np.asarray(y_pred.toarray() if hasattr(y_pred, "toarray") else y_pred, dtype=np.float64)
@@ -217,6 +223,12 @@ def prediction_trust(y_true, y_pred, *, name: str = "prediction", n_permutations
     if yt.shape[0] < 3:
         raise AttuneInputError(f"need at least 3 cells to judge a prediction, got {yt.shape[0]}")
     varies = yt.std(axis=0) > 0
+    if predictable is not None:
+        predictable = np.asarray(predictable, dtype=bool)
+        if predictable.shape != (yt.shape[1],):
+            raise AttuneInputError(f"predictable must be a boolean mask of {yt.shape[1]} genes, "
+                                   f"got shape {predictable.shape}")
+        predictable = predictable[varies]
     yt, yp = yt[:, varies], yp[:, varies]
     r = _genewise_pearson(yt, yp)
     rng = np.random.default_rng(random_state)
@@ -224,15 +236,20 @@ def prediction_trust(y_true, y_pred, *, name: str = "prediction", n_permutations
                      for _ in range(int(n_permutations))])
     sd = yp.std(axis=0)
     constant = sd <= 1e-7 * np.maximum(np.abs(yp).mean(axis=0), 1e-12)
+    counted = constant if predictable is None else constant & predictable
+    n_counted = int(r.size if predictable is None else predictable.sum())
     out = {"mean_pearson": float(r.mean()) if r.size else float("nan"), "null_mean": float(null.mean()),
            "null_q95": float(np.quantile(null, 0.95)), "n_genes": int(r.size), "n_constant": int(constant.sum()),
-           "frac_constant": float(constant.mean()) if r.size else 0.0}
+           "n_constant_predictable": int(counted.sum()),
+           "frac_constant": float(counted.sum() / n_counted) if n_counted else 0.0}
+    out["noise"] = not out["mean_pearson"] > max(out["null_q95"], MIN_PEARSON)
     flags = []
-    if not out["mean_pearson"] > max(out["null_q95"], MIN_PEARSON):
+    if out["noise"]:
         flags.append(f"{name} predictions at noise level (mean gene-wise Pearson {out['mean_pearson']:.3f}; "
                      f"permuted cells {out['null_mean']:.3f}, 95th percentile {out['null_q95']:.3f})")
     if out["frac_constant"] > MAX_CONSTANT_FRACTION:
-        flags.append(f"{name} predicts a constant for {out['n_constant']} of {out['n_genes']} genes")
+        which = "genes" if predictable is None else "genes that another method predicts above chance"
+        flags.append(f"{name} predicts a constant for {int(counted.sum())} of {n_counted} {which}")
     _warn(flags, name, warn)
     out.update(flags=flags, flag="; ".join(flags))
     return out

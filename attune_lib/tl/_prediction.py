@@ -608,13 +608,37 @@ def run_prediction_benchmark(
             keys = {"method": "noise_free", "setting": "noise_free", "contrast": "", "split": i, "n_train": 0,
                     "n_val": 0, "n_test": test.size}
             _collect(rows, genes_rows, Y[test], truth[test], truth[test], genes, keys, {}, 0.0)
-    summary = pd.DataFrame(rows)
     per_gene = pd.concat(genes_rows, ignore_index=True)
+    _constant_flags(rows, per_gene)
+    summary = pd.DataFrame(rows)
     summary.attrs["splits"] = {"split": split, "n_splits": n_splits, "seed": seed}
     from ._benchmark import warn_flags
 
     warn_flags(summary, what="prediction benchmark")
     return summary, per_gene
+
+
+def _constant_flags(rows: list[dict], per_gene: pd.DataFrame) -> None:
+    """Re-judge each run with the genes other methods predict above chance (r > 2 / sqrt(n_test)) as predictable.
+
+    A constant prediction for a gene nobody can predict is the right answer (LASSO shrinking an
+    unpredictable gene to its mean); only constants for genes another method does predict are a loss.
+    The ``noise_free`` ceiling is not a method and is left out of the comparison.
+    """
+    from ..metrics import prediction_trust
+
+    for row in rows:
+        y_true, y_pred = row.pop("_y")
+        others = per_gene[(per_gene["split"] == row["split"]) & (per_gene["method"] != row["method"])
+                          & (per_gene["method"] != "noise_free")]
+        if others.empty or row["method"] == "noise_free":
+            continue
+        best = others.groupby("gene", sort=False)["pearson"].max()
+        genes = per_gene.loc[(per_gene["method"] == row["method"]) & (per_gene["split"] == row["split"]), "gene"]
+        predictable = (best.reindex(genes.to_numpy()).fillna(0.0) > 2.0 / np.sqrt(max(row["n_test"], 1))).to_numpy()
+        t = prediction_trust(y_true, y_pred, name=row["method"], predictable=predictable,
+                             random_state=int(row["split"]), warn=False)
+        row["flag"] = t["flag"]
 
 
 def _collect(rows, genes_rows, y_true, y_pred, truth, genes, keys: dict, info: dict, seconds: float) -> None:
@@ -623,7 +647,8 @@ def _collect(rows, genes_rows, y_true, y_pred, truth, genes, keys: dict, info: d
     s, pg = evaluate_prediction(y_true, y_pred, gene_names=genes, truth=truth)
     t = prediction_trust(y_true, y_pred, name=keys["method"], random_state=int(keys.get("split", 0)), warn=False)
     trust = {"null_pearson_q95": t["null_q95"], "flag": t["flag"]}
-    rows.append({**keys, **{k: v for k, v in s.items()}, **info, **trust, "seconds": seconds})
+    rows.append({**keys, **{k: v for k, v in s.items()}, **info, **trust, "seconds": seconds,
+                 "_y": (y_true, y_pred)})
     pg = pg.reset_index()
     for k, v in reversed(list(keys.items())):
         if k in ("method", "setting", "contrast", "split"):
