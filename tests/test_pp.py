@@ -442,3 +442,19 @@ def test_lsi_cells_without_counts_stay_finite():
     emb = adata.obsm["X_lsi"]
     assert np.isfinite(emb).all()
     assert np.allclose(emb[5], 0)
+
+
+def test_preprocess_is_atomic_when_a_late_step_fails():
+    """A failure in the last step (PCA on one gene) leaves both modalities exactly as they were."""
+    m = md.MuData({"rna": _counts(), "atac": _atac()})
+    rna_before, atac_before = m["rna"].X.copy(), m["atac"].X.copy()
+    n_genes, n_peaks = m["rna"].n_vars, m["atac"].n_vars
+    with pytest.raises(AttuneInputError, match="too few cells/genes for PCA"):
+        pp.preprocess(m, n_top_genes=1)
+    assert m["rna"].n_vars == n_genes and m["atac"].n_vars == n_peaks
+    assert not m["rna"].layers and not m["atac"].layers and "attune_pp" not in m.uns
+    assert (m["rna"].X != rna_before).nnz == 0 and (m["atac"].X != atac_before).nnz == 0
+    a = _counts()
+    with pytest.raises(AttuneInputError, match="too few cells/genes for PCA"):
+        pp.preprocess_rna(a, n_top_genes=1)
+    assert a.n_vars == n_genes and not a.layers and "attune_pp" not in a.uns
