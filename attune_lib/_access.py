@@ -48,6 +48,7 @@ __all__ = [
     "lognormalize",
     "describe_matrix",
     "counts_matrix",
+    "layer_matrix",
     "log_expression",
 ]
 
@@ -203,10 +204,21 @@ def matrix_state(adata, layer: str | None = None, *, n_cells: int = 1000) -> str
     key = "X" if layer is None else str(layer)
     if key in known:
         return str(known[key])
-    return detect_input_state(_raw_matrix(adata, layer, where="adata"), n_cells=n_cells)
+    return detect_input_state(layer_matrix(adata, layer, where="adata"), n_cells=n_cells)
 
 
-def _raw_matrix(adata, layer: str | None, *, where: str):
+def layer_matrix(adata, layer: str | None, *, where: str = "adata"):
+    """``.layers[layer]`` (``.X`` for None) as it is, or an error naming the missing layer and the ones there.
+
+    Parameters
+    ----------
+    adata
+        AnnData of one modality.
+    layer
+        Layer name, or None for ``.X``.
+    where
+        How the modality is named in messages.
+    """
     if layer is None:
         if adata.X is None:
             raise AttuneInputError(f"{where}.X is empty (None); pass the layer holding the values")
@@ -283,7 +295,7 @@ def get_matrix(adata, kind: str = "any", *, layer: str | None = None, where: str
     if kind not in ("counts", "scaled", "log-normalised", "any"):
         raise AttuneInputError(f"kind={kind!r}; choose 'counts', 'scaled', 'log-normalised' or 'any'")
     if kind == "any":
-        X = _raw_matrix(adata, layer, where=where)
+        X = layer_matrix(adata, layer, where=where)
         return X, _xname(where, layer), matrix_state(adata, layer)
     if kind in ("counts", "scaled"):
         ok = COUNT_STATES if allow_binary else ("counts",)
@@ -292,7 +304,7 @@ def get_matrix(adata, kind: str = "any", *, layer: str | None = None, where: str
         candidates = [layer] if layer is not None else (["counts"] if "counts" in adata.layers else []) + [None]
         seen = []
         for cand in candidates:
-            X = _raw_matrix(adata, cand, where=where)
+            X = layer_matrix(adata, cand, where=where)
             state = matrix_state(adata, cand)
             if state in ok:
                 return X, _xname(where, cand), state
@@ -306,7 +318,7 @@ def get_matrix(adata, kind: str = "any", *, layer: str | None = None, where: str
             "counts, declare it with al.datasets.read(..., input_state='counts') or "
             "al.pp.set_input_state(adata, 'counts')")
     # log-normalised
-    X = _raw_matrix(adata, layer, where=where)
+    X = layer_matrix(adata, layer, where=where)
     state = matrix_state(adata, layer)
     if state == "log-normalised":
         return X, _xname(where, layer), state
@@ -365,7 +377,7 @@ def log_expression(adata, layer: str | None, where: str) -> np.ndarray:
     """
     from ._utils import check_values
 
-    X = _raw_matrix(adata, layer, where=where)
+    X = layer_matrix(adata, layer, where=where)
     check_values(X, name=_xname(where, layer), allow_negative=True)
     X, _, _ = get_matrix(adata, "log-normalised", layer=layer, where=where)
     return (X.toarray() if sp.issparse(X) else np.asarray(X)).astype(np.float64)

@@ -32,8 +32,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._access import counts_matrix as _counts_layer
+from .._access import layer_matrix, matrix_state
 from .._access import log_expression as _log_expression
-from .._access import matrix_state
 from .._utils import AttuneInputError, as_csr, check_values, get_modality, progress
 from ._obs import group_codes as _group_codes
 from ._obs import group_matrix as _group_matrix
@@ -61,18 +61,8 @@ PATTERNS = ("flat", "monotone up", "monotone down", "peak-early", "peak-late", "
 
 
 # --------------------------------------------------------------------------------------------------
-# obs and group helpers: shared with _gene_regulation / _modality_distance / pl, in tl._obs
+# small helpers (obs and group helpers shared with other files live in tl._obs)
 # --------------------------------------------------------------------------------------------------
-def _layer(adata, layer: str | None, where: str):
-    if layer is None:
-        if adata.X is None:
-            raise AttuneInputError(f"{where}.X is empty; pass a layer")
-        return adata.X
-    if layer not in adata.layers:
-        raise AttuneInputError(f"layer {layer!r} not found in {where}.layers; available: {sorted(adata.layers)}")
-    return adata.layers[layer]
-
-
 def _dense(X) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else np.asarray(X)
 
@@ -448,7 +438,7 @@ def pseudobulk(
         raise AttuneInputError(f"normalize must be 'auto', 'cpm' or 'mean', got {normalize!r}")
     if layer is None and modality == "atac" and "counts" in adata.layers:
         layer = "counts"
-    X = _layer(adata, layer, where)
+    X = layer_matrix(adata, layer, where=where)
     check_values(X, name=f"{where}{'.X' if layer is None else f'.layers[{layer!r}]'}", allow_negative=True)
     idx = np.arange(adata.n_vars)
     if features is not None:
