@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from .._access import layer_matrix
 from .._utils import (
     AttuneInputError,
     as_csr,
@@ -52,14 +53,7 @@ def _where(key: str, layer: str | None) -> str:
 
 
 def _read_matrix(adata, key: str, layer: str | None):
-    if layer is not None:
-        if layer not in adata.layers:
-            raise AttuneInputError(
-                f"layer {layer!r} not found in mdata[{key!r}].layers; available: {sorted(adata.layers)}")
-        return adata.layers[layer]
-    if adata.X is None:
-        raise AttuneInputError(f"mdata[{key!r}].X is empty (None); pass the layer holding the values")
-    return adata.X
+    return layer_matrix(adata, layer, where=f"mdata[{key!r}]")
 
 
 def _align_features(var_names: pd.Index, expected: pd.Index, where: str) -> np.ndarray | None:

@@ -23,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from .._access import layer_matrix
 from .._utils import (
     AttuneInputError,
     as_csr,
@@ -47,16 +48,7 @@ def _layer_name(layer: str | None) -> str:
 
 
 def _get_matrix(adata, layer: str | None, *, modality: str):
-    if layer is None:
-        if adata.X is None:
-            raise AttuneInputError(f"modality {modality!r} has no .X; pass a layer")
-        return adata.X
-    if layer not in adata.layers:
-        raise AttuneInputError(
-            f"layer {layer!r} not found in modality {modality!r} (.layers[{layer!r}]); "
-            f"available layers: {sorted(adata.layers)}; pass None to use .X"
-        )
-    return adata.layers[layer]
+    return layer_matrix(adata, layer, where=f"mdata[{modality!r}]")
 
 
 def _tfidf(counts: sp.csr_matrix, idf: np.ndarray, scale_factor: float = 1e4) -> sp.csr_matrix:

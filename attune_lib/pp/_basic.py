@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._access import get_matrix, matrix_state, record_layer_state, set_input_state
+from .._access import get_matrix, layer_matrix, matrix_state, record_layer_state, set_input_state
 from .._utils import AttuneInputError, check_values, get_modality
 
 logger = logging.getLogger("attune_lib")
@@ -84,16 +84,8 @@ def _single(data: Any, mod: str | None, default: str):
     return adata
 
 
-def _get_matrix(adata, layer: str | None, *, what: str = "layer"):
-    if layer is None:
-        if adata.X is None:
-            raise AttuneInputError(".X is empty (None); pass layer=...")
-        return adata.X
-    if layer not in adata.layers:
-        raise AttuneInputError(
-            f"{what} {layer!r} not found in .layers; available: {sorted(adata.layers)}"
-        )
-    return adata.layers[layer]
+def _get_matrix(adata, layer: str | None):
+    return layer_matrix(adata, layer, where="adata")
 
 
 def _xname(layer: str | None) -> str:
