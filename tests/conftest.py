@@ -120,3 +120,20 @@ def tenx_folder_lognorm(bmmc_pair, tmp_path_factory):
     return write_10x_folder(tmp_path_factory.mktemp("tenx_log") / "filtered_feature_bc_matrix", rna, atac,
                             rna_values=lognormalize(rna.layers["counts"]),
                             atac_values=lognormalize(atac.layers["counts"]), bare_chroms=True)
+
+
+@pytest.fixture(scope="session")
+def pbmc_tenx_folders(shared_data_dir, tmp_path_factory):
+    """Real 10x PBMC multiome (muon's 1,000 cells) as gzipped ARC folders: raw counts and a log-normalised copy."""
+    import mudata as md
+
+    from attune_lib._access import lognormalize
+
+    m = md.read_h5mu(shared_data_dir / "pbmc1k_muon" / "test_rna_atac.h5mu")
+    rna, atac = m["rna"], m["atac"]
+    base = tmp_path_factory.mktemp("pbmc_tenx")
+    raw = write_10x_folder(base / "counts" / "filtered_feature_bc_matrix", rna, atac, rna_values=rna.X,
+                           atac_values=atac.X)
+    log = write_10x_folder(base / "log" / "filtered_feature_bc_matrix", rna, atac, rna_values=lognormalize(rna.X),
+                           atac_values=lognormalize(atac.X))
+    return raw, log

@@ -353,3 +353,18 @@ def test_each_atac_state_through_the_recipe(bmmc_pair, state):
         keep = np.flatnonzero(atac.var_names.isin(a.var_names))
         np.testing.assert_allclose(a.layers["tfidf"].toarray(), _tfidf_matrix(values[:, keep]).toarray(), rtol=1e-4,
                                    atol=1e-5)
+
+
+def test_real_pbmc_10x_folders(pbmc_tenx_folders):
+    """The real 10x PBMC cells as users hold them: one call reads each folder; pp uses what the state allows."""
+    raw, log = pbmc_tenx_folders
+    m = al.datasets.read(raw, genome="hg38")
+    assert m["rna"].shape == (1000, 45) and m["atac"].shape == (1000, 174)
+    assert m["atac"].var["chrom"].str.startswith("chr").all() and (m["atac"].var["start"] > 0).all()
+    assert m.uns["attune"]["input_state"] == {"rna": "counts", "atac": "counts"}
+    assert m.uns["attune"]["genome_fit"]["fits"]  # peaks within 5 kb of marker genes: strongly promoter-enriched
+    lg = al.datasets.read(log, genome="hg38")
+    assert lg.uns["attune"]["input_state"] == {"rna": "log-normalised", "atac": "log-normalised"}
+    al.pp.preprocess(lg, n_comps=10)
+    assert not lg["rna"].layers and "tfidf" not in lg["atac"].layers
+    assert lg.uns["attune_pp"]["atac"]["transform"].startswith("none")
