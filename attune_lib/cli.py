@@ -41,16 +41,28 @@ def fetch_cmd(
 
 @app.command("notebooks")
 def notebooks_cmd() -> None:
-    """List the figure notebooks."""
-    from ._runner import list_notebooks
+    """List the figure notebooks and the datasets each accepts."""
+    from ._runner import list_notebooks, notebook_datasets
 
     for nb in list_notebooks():
-        typer.echo(nb.stem)
+        typer.echo(f"{nb.stem}\t{', '.join(notebook_datasets(nb))}")
 
 
-@app.command("run")
+def _run_epilog() -> str:
+    """The notebooks and the datasets each accepts, for ``run --help`` (a path to one's own data works too)."""
+    from ._runner import list_notebooks, notebook_datasets
+    from ._utils import AttuneInputError
+
+    try:
+        lines = [f"{nb.stem}: {', '.join(notebook_datasets(nb))}" for nb in list_notebooks()]
+    except AttuneInputError as exc:  # pragma: no cover - no notebook folder
+        return str(exc)
+    return "Notebooks and the --dataset values each accepts (or a path to your own data):\n\n" + "\n\n".join(lines)
+
+
+@app.command("run", epilog=_run_epilog())
 def run_cmd(
-    notebook: Annotated[str, typer.Argument(help="'all', or a notebook stem / number prefix")] = "all",
+    notebook: Annotated[str, typer.Argument(help="'all', or a notebook stem or unique prefix")] = "all",
     dataset: Annotated[str, typer.Option(help="dataset parameter passed to the notebooks")] = "simulated",
     small: Annotated[bool, typer.Option("--small/--full", help="small CI-sized settings")] = False,
     seed: Annotated[int, typer.Option(help="random seed passed to the notebooks")] = 0,

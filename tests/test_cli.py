@@ -76,3 +76,72 @@ def test_run_passes_params_to_the_notebook(monkeypatch, tmp_path):
                               "--output", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     assert seen["names"] == ["00"] and seen["parameters"] == {"data_path": "/my/10x/outs", "genome": "hg19"}
+
+
+def test_ambiguous_prefix_lists_the_candidates(tmp_path):
+    with pytest.raises(AttuneInputError, match="ambiguous.*02_feature_and_dimension.*02_integration_benchmark"):
+        resolve_notebook("02")
+    assert resolve_notebook("02_pred").stem == "02_prediction"
+    res = runner.invoke(app, ["run", "02", "--output", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "ambiguous" in res.output and not (tmp_path / "r").exists()
+
+
+def test_dataset_is_checked_before_any_kernel_starts(tmp_path):
+    from attune_lib._runner import notebook_datasets
+
+    assert "pbmc10k_attune" in notebook_datasets("02_integration_benchmark")
+    assert "share_tac" not in notebook_datasets("02_integration_benchmark")
+    assert "share_tac" in notebook_datasets("04_gene_regulation_shift")
+    res = runner.invoke(app, ["run", "all", "--dataset", "jaspar2022", "--output", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    assert res.output.startswith("error:") and "jaspar2022" in res.output and "simulated" in res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_unwritable_output_is_one_error_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    res = runner.invoke(app, ["run", "00", "--output", str(blocker / "sub")])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write to --output")
+
+
+def test_run_help_lists_notebooks_and_their_datasets():
+    res = runner.invoke(app, ["run", "--help"])
+    assert res.exit_code == 0
+    assert "04_gene_regulation_shift" in res.output and "share_tac" in res.output
+
+
+def _notebook(path, code: str):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("dataset = 'simulated'\nsmall = True\nseed = 0\nfigures_dir = '.'\n"
+                                       "results_dir = '.'\nfail = False")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+@pytest.mark.slow
+def test_failed_run_never_replaces_the_last_good_one(tmp_path, monkeypatch):
+    from attune_lib._runner import run_notebook
+
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    _notebook(nbdir / "01_toy.ipynb", "if fail:\n    raise RuntimeError('planted failure')\nprint('fine')")
+    monkeypatch.setenv("ATTUNE_NOTEBOOK_DIR", str(nbdir))
+    out = tmp_path / "out"
+    good = run_notebook("01_toy", output_dir=out, figures_dir=tmp_path / "f", progress_bar=False)
+    assert good.ok and (out / "01_toy.ipynb").exists()
+    before = (out / "01_toy.ipynb").read_text()
+    bad = run_notebook("01_toy", output_dir=out, figures_dir=tmp_path / "f", parameters={"fail": True},
+                       progress_bar=False)
+    assert not bad.ok and "planted failure" in bad.error
+    assert (out / "01_toy.ipynb").read_text() == before  # the last good run is untouched
+    assert bad.output == out / "01_toy.failed.ipynb" and bad.output.exists()
+    assert not list(out.glob(".*running*"))
+    again = run_notebook("01_toy", output_dir=out, figures_dir=tmp_path / "f", progress_bar=False)
+    assert again.ok and not (out / "01_toy.failed.ipynb").exists()
