@@ -40,13 +40,11 @@ __all__ = [
     "INPUT_STATES",
     "COUNT_STATES",
     "detect_input_state",
-    "input_state",
     "matrix_state",
     "set_input_state",
     "record_layer_state",
     "get_matrix",
     "lognormalize",
-    "describe_matrix",
     "counts_matrix",
     "layer_matrix",
     "log_expression",
@@ -135,22 +133,6 @@ def detect_input_state(X, *, n_cells: int = 1000) -> str:
 def _record(adata) -> dict[str, Any]:
     rec = adata.uns.get(_UNS_KEY)
     return dict(rec) if isinstance(rec, dict) else {}
-
-
-def input_state(adata, *, n_cells: int = 1000) -> str:
-    """The state of ``adata.X`` *as it was given*: recorded (explicit or detected earlier), else detected.
-
-    Parameters
-    ----------
-    adata
-        AnnData of one modality.
-    n_cells
-        Cells looked at when the state has to be detected.
-    """
-    rec = _record(adata)
-    if "state" in rec:
-        return str(rec["state"])
-    return detect_input_state(adata.X, n_cells=n_cells)
 
 
 def set_input_state(adata, state: str | None = None, *, name: str = "adata", warn: bool = True) -> str:
@@ -323,15 +305,6 @@ def get_matrix(adata, kind: str = "any", *, layer: str | None = None, where: str
     if state == "log-normalised":
         return X, _xname(where, layer), state
     return lognormalize(X), f"log1p(normalize_total({_xname(where, layer)}))", "log-normalised"
-
-
-def describe_matrix(adata, layer: str | None = None) -> str:
-    """A short description of a matrix for summaries, e.g. ``"counts (detected)"``."""
-    state = matrix_state(adata, layer)
-    rec = _record(adata)
-    if layer is None and rec.get("matrices", {}).get("X") == rec.get("state") and "source" in rec:
-        return f"{state} ({rec['source']})"
-    return state
 
 
 def counts_matrix(adata, layer: str | None, where: str, *, kind: str = "counts", step: str = "this step"):

@@ -438,9 +438,6 @@ def _score(emb: dict, cell_types: np.ndarray, rna_ref, atac_ref, *, seed: int, *
     return out
 
 
-TRUST_COLUMNS = ("map_rna", "map_atac", "map_chance", "label_signal", "flag")
-
-
 def _trust(emb: dict, cell_types: np.ndarray, rna_ref, atac_ref, *, label: str, seed: int) -> dict[str, Any]:
     """Trust diagnostics of one run (see :func:`attune_lib.metrics.integration_trust`); flags not warned here."""
     from ..metrics import integration_trust, label_structure
