@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import random
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -20,6 +23,7 @@ __all__ = [
     "as_csr",
     "examples",
     "name_mismatch",
+    "renamed_kwargs",
 ]
 
 
@@ -159,3 +163,41 @@ def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs
 
     disable = (not enabled) or bool(os.environ.get("ATTUNE_NO_PROGRESS"))
     return tqdm(iterable, disable=disable, **kwargs)
+
+
+def renamed_kwargs(**old_to_new: str) -> Callable:
+    """Accept a keyword argument's old name for one release, with a ``FutureWarning`` naming the new one.
+
+    Parameters
+    ----------
+    **old_to_new
+        Old keyword name mapped to its new name, e.g. ``renamed_kwargs(random_state="seed")``.
+
+    Raises
+    ------
+    AttuneInputError
+        (from the wrapped call) when both the old and the new name are given.
+    """
+
+    def decorate(func: Callable) -> Callable:
+        params = inspect.signature(func).parameters
+        for old, new in old_to_new.items():
+            if new not in params:  # a typo here would silently drop the user's value
+                raise TypeError(f"{func.__qualname__} has no parameter {new!r} (renamed from {old!r})")
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise AttuneInputError(
+                            f"{func.__qualname__}: pass {new}= only ({old}= is its old name), not both")
+                    warnings.warn(f"{func.__qualname__}: {old}= was renamed to {new}=; {old}= will be removed "
+                                  "in a future release", FutureWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        wrapper.__renamed_kwargs__ = dict(old_to_new)
+        return wrapper
+
+    return decorate
