@@ -306,7 +306,7 @@ def prepare(md, batch_key: str | None, folder: Path, seed: int = 0):
     import attune_lib as al
     import scipy.sparse as sp
 
-    al.pp.preprocess(md, batch_key=batch_key, random_state=seed)
+    al.pp.preprocess(md, batch_key=batch_key, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     batch = (md.mod["rna"].obs[batch_key].astype(str).to_numpy() if batch_key
              else None)
@@ -409,7 +409,7 @@ def score(rna, atac, md, ct_key: str, seed: int = 0) -> dict[str, float]:
 
     ct = md.mod["rna"].obs[ct_key].astype(str).to_numpy()
     out = al.metrics.integration_metrics(rna, atac, ct, rna_ref=md.mod["rna"].obsm["X_pca"],
-                                         atac_ref=md.mod["atac"].obsm["X_lsi"], random_state=seed)
+                                         atac_ref=md.mod["atac"].obsm["X_lsi"], seed=seed)
     out["map_rna"] = al.metrics.mean_average_precision(rna, ct)
     out["map_atac"] = al.metrics.mean_average_precision(atac, ct)
     return out

@@ -82,7 +82,7 @@ def make_problem(n_genes: int, n_peaks: int, window_bp: float, *, n_chrom: int =
     import pandas as pd
     import scipy.sparse as sp
 
-    from attune_lib.tl._regulatory import gene_peak_pairs
+    from attune_lib._genomics import gene_peak_pairs
 
     rng = np.random.default_rng(seed)
     gch = rng.integers(1, n_chrom + 1, n_genes)

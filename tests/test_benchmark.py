@@ -10,8 +10,11 @@ import pytest
 from plot_checks import assert_shows
 
 import attune_lib.pl._benchmark as bpl
-import attune_lib.tl._benchmark as B
+import attune_lib.tl._integration_methods as M
+import attune_lib.tl._reference_mapping as RM
+from attune_lib import tl as B
 from attune_lib._utils import AttuneInputError
+from attune_lib.tl._integration_benchmark import METRIC_COLUMNS
 
 # Attune at CI budget: a higher lr and smaller batches than the paper so a few epochs suffice.
 FAST_ATTUNE = {"batch_size": 32, "lr": 1e-3}
@@ -39,10 +42,10 @@ def bench(sim):
 @pytest.fixture()
 def registry():
     """Restore the method registry after a test registers its own methods."""
-    saved = dict(B._REGISTRY)
-    yield B._REGISTRY
-    B._REGISTRY.clear()
-    B._REGISTRY.update(saved)
+    saved = dict(M.METHOD_REGISTRY)
+    yield M.METHOD_REGISTRY
+    M.METHOD_REGISTRY.clear()
+    M.METHOD_REGISTRY.update(saved)
 
 
 # ----------------------------------------------------------------------------------------- harness
@@ -51,11 +54,11 @@ def test_tidy_table(bench, sim):
     assert untouched, "the input MuData was modified"
     assert list(df["method"]) == ["attune", "pca_lsi", "cca"]
     assert (df["seed"] == 0).all()
-    for col in (*B.METRIC_COLUMNS, "bio_conservation", "omics_mixing", "overall", "runtime_s", "status",
+    for col in (*METRIC_COLUMNS, "bio_conservation", "omics_mixing", "overall", "runtime_s", "status",
                 "n_latent", "label"):
         assert col in df.columns, col
     assert (df["status"] == "ok").all()
-    assert df[list(B.METRIC_COLUMNS)].notna().all().all()
+    assert df[list(METRIC_COLUMNS)].notna().all().all()
     for col in ("bio_conservation", "omics_mixing", "overall"):
         assert df[col].between(0, 1).all(), col
     assert df.set_index("method")["n_latent"].to_dict() == {"attune": 128, "pca_lsi": 30, "cca": 30}
@@ -161,15 +164,15 @@ def test_cca_baseline_is_paired_linear_map():
     z = rng.normal(size=(400, 3))
     X = z @ rng.normal(size=(3, 20)) + 0.1 * rng.normal(size=(400, 20))
     Y = z @ rng.normal(size=(3, 15)) + 0.1 * rng.normal(size=(400, 15))
-    r, a = B.pca_lsi_cca(X, Y, n_components=3, reg=0.01)
+    r, a = M.pca_lsi_cca(X, Y, n_components=3, reg=0.01)
     assert r.shape == a.shape == (400, 3)
     for j in range(3):
         assert np.corrcoef(r[:, j], a[:, j])[0, 1] > 0.95
-    u_r, u_a = B.pca_lsi_unaligned(X, Y, n_components=5)
+    u_r, u_a = M.pca_lsi_unaligned(X, Y, n_components=5)
     assert u_r.shape == u_a.shape == (400, 5)
     assert np.allclose(u_r.std(0), 1, atol=1e-4)
     with pytest.raises(AttuneInputError, match="rows"):
-        B.pca_lsi_cca(X, Y[:10])
+        M.pca_lsi_cca(X, Y[:10])
 
 
 # --------------------------------------------------------------------------------------------- peers
@@ -188,7 +191,7 @@ def test_glue_wrapper(sim):
     pytest.importorskip("scglue")
     from attune_lib.tl._peers import glue_guidance_graph
 
-    m = B._prepare(sim, cell_type_key="cell_type", n_top_genes=2000, min_fraction=0.05)
+    m = M.prepare_benchmark_data(sim, cell_type_key="cell_type", n_top_genes=2000, min_fraction=0.05)
     g = glue_guidance_graph(m)
     assert all(g.has_edge(v, v) for v in list(m["rna"].var_names[:5]) + list(m["atac"].var_names[:5]))
     assert g.number_of_edges() > m["rna"].n_vars + m["atac"].n_vars  # some gene-peak links
@@ -220,7 +223,7 @@ def test_sweeps_tidy(sweeps, sim):
     for df in (dim, con, feat):
         assert (df["status"] == "ok").all()
         assert df["overall"].between(0, 1).all()
-        assert df[list(B.METRIC_COLUMNS)].notna().all().all()
+        assert df[list(METRIC_COLUMNS)].notna().all().all()
 
 
 def test_sweep_input_errors(sim):
@@ -236,19 +239,19 @@ def test_sweep_input_errors(sim):
 @pytest.fixture(scope="module")
 def refmap(sim):
     seen = {}
-    orig = B._train_attune
+    orig = RM.train_attune
 
     def spy(mdata, **kw):
         seen["train_cells"] = mdata.obs_names.copy()
         seen["train_types"] = set(mdata.obs["cell_type"].astype(str))
         return orig(mdata, **kw)
 
-    B._train_attune = spy
+    RM.train_attune = spy
     try:
         out = B.reference_mapping(sim, holdout_type="CD14 Mono", seed=0, max_epochs=2, n_latent=16,
                                   progress_bar=False, attune_options=FAST_ATTUNE)
     finally:
-        B._train_attune = orig
+        RM.train_attune = orig
     return out, seen
 
 

@@ -1,5 +1,6 @@
 """Regulation shift of one gene (Fig. 4): attention peaks, fuzzy clustering, co-occurrence with matched
-background peaks, motif scanning/enrichment and the motif-supported regulon (attune_lib.tl._gene_regulation)."""
+background peaks, motif scanning/enrichment and the motif-supported regulon (attune_lib.tl._regulation_shift
+and attune_lib.tl._motifs)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ import pytest
 import scipy.sparse as sp
 from plot_checks import assert_shows
 
+from attune_lib import tl as gr
 from attune_lib._utils import AttuneInputError
 from attune_lib.pl import _potential as ppl
-from attune_lib.tl import _gene_regulation as gr
 from attune_lib.tl import _potential as pot
 
 LEF1 = "MA0768.2"

@@ -112,7 +112,7 @@ def test_link_strength_parameter_validated():
 @pytest.fixture(scope="module")
 def feats():
     m = simulate_multiome("pbmc", n_cells=500, n_genes=150, n_peaks=1200, seed=1, motifs=False)
-    al.pp.preprocess(m, random_state=0)
+    al.pp.preprocess(m, seed=0)
     m.obsm["X_state"] = np.asarray(m["rna"].obsm["X_pca"][:, :10])
     F = link_features(m, use_rep="X_state", key_added="lf")
     return m, F

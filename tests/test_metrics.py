@@ -206,7 +206,7 @@ def test_sas_by_hand():
     mod = np.array(["rna"] * 4 + ["atac"] * 4)
     expected = (1 - 5 / 8) * 2 / (1 * (2 - 1))
     for seed in (0, 1):
-        assert M.seurat_alignment_score(x, mod, neighbor_frac=0.125, random_state=seed) == (
+        assert M.seurat_alignment_score(x, mod, neighbor_frac=0.125, seed=seed) == (
             pytest.approx(expected)
         )
 
@@ -251,7 +251,7 @@ def test_uniformity_closed_forms():
     big = rng.normal(size=(400, 4))
     exact = M.uniformity(big)
     assert M.uniformity(big, chunk_size=33) == pytest.approx(exact)
-    assert M.uniformity(big, max_pairs=60_000, random_state=0) == pytest.approx(exact, abs=0.03)
+    assert M.uniformity(big, max_pairs=60_000, seed=0) == pytest.approx(exact, abs=0.03)
     # collapsed embeddings are maximally non-uniform (0)
     assert M.uniformity(np.ones((5, 3))) == pytest.approx(0.0, abs=1e-12)
 
@@ -392,7 +392,7 @@ def test_matches_scglue_metrics():
     assert M.foscttm(rna, atac) == pytest.approx((fx.mean() + fy.mean()) / 2)
     # equal modality sizes: the subsample is every cell, so the RNGs do not matter
     assert M.seurat_alignment_score(x, mod, neighbor_frac=0.05) == pytest.approx(
-        scglue_metrics.seurat_alignment_score(x, mod, neighbor_frac=0.05, random_state=0))
+        scglue_metrics.seurat_alignment_score(x, mod, neighbor_frac=0.05, seed=0))
     ref = np.vstack([rna, atac]) + 0.5
     assert M.neighbor_conservation(x, ref, mod) == pytest.approx(
         scglue_metrics.neighbor_conservation(x, ref, mod))

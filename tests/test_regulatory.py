@@ -16,6 +16,7 @@ import scipy.sparse as sp
 import torch
 from plot_checks import assert_shows
 
+from attune_lib import tl as R
 from attune_lib._utils import AttuneInputError
 from attune_lib.models._transformer import (
     AttuneTokenSource,
@@ -30,7 +31,6 @@ from attune_lib.models._transformer_nn import (
     matching_pairs,
     sample_hard_negatives,
 )
-from attune_lib.tl import _regulatory as R
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from scipy.special import logsumexp
 from sklearn.metrics import silhouette_samples, silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
-from .._utils import AttuneInputError, check_values, get_modality
+from .._utils import AttuneInputError, check_values, get_modality, renamed_kwargs
 
 logger = logging.getLogger("attune_lib")
 
@@ -213,7 +213,8 @@ def _jaccard_knn(x: np.ndarray, y: np.ndarray, k: int) -> float:
 # --------------------------------------------------------------------------------------------
 # omics mixing
 # --------------------------------------------------------------------------------------------
-def graph_connectivity(x, y, *, n_neighbors: int = 15, random_state: int = 0) -> float:
+@renamed_kwargs(random_state="seed")
+def graph_connectivity(x, y, *, n_neighbors: int = 15, seed: int = 0) -> float:
     """Graph connectivity (GLUE's GC).
 
     A kNN graph is built on ``x`` with :func:`scanpy.pp.neighbors` (``n_neighbors``, UMAP
@@ -228,7 +229,7 @@ def graph_connectivity(x, y, *, n_neighbors: int = 15, random_state: int = 0) ->
         Labels (cell types).
     n_neighbors
         Neighbours of the scanpy graph.
-    random_state
+    seed
         Passed to scanpy (only matters for its approximate search on large data).
 
     Returns
@@ -249,7 +250,7 @@ def graph_connectivity(x, y, *, n_neighbors: int = 15, random_state: int = 0) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sp.SparseEfficiencyWarning)  # raised inside scanpy
         sc.pp.neighbors(tmp, n_neighbors=n_neighbors, n_pcs=0, use_rep="X",
-                        transformer="sklearn", random_state=random_state)
+                        transformer="sklearn", random_state=seed)
     conn = sp.csr_matrix(tmp.obsp["connectivities"])
     scores = []
     for label in np.unique(y):
@@ -259,13 +260,14 @@ def graph_connectivity(x, y, *, n_neighbors: int = 15, random_state: int = 0) ->
     return float(np.mean(scores))
 
 
+@renamed_kwargs(random_state="seed")
 def seurat_alignment_score(
     x,
     y,
     *,
     neighbor_frac: float = 0.01,
     n_repeats: int = 4,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> float:
     """Seurat alignment score (GLUE's SAS) of the labels ``y`` (modalities / batches).
 
@@ -284,7 +286,7 @@ def seurat_alignment_score(
         Neighbourhood size as a fraction of the subsample.
     n_repeats
         Number of subsamples.
-    random_state
+    seed
         Seed of the subsampling.
 
     Returns
@@ -301,7 +303,7 @@ def seurat_alignment_score(
     if m < 2:
         raise AttuneInputError("y must have at least 2 distinct labels for SAS")
     min_size = min(g.size for g in groups)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     scores = []
     for _ in range(int(n_repeats)):
         sub = np.concatenate([rng.choice(g, min_size, replace=False) for g in groups])
@@ -437,12 +439,13 @@ def alignment(x, y) -> float:
     return float(np.mean(np.sum((_l2n(x) - _l2n(y)) ** 2, axis=1)))
 
 
+@renamed_kwargs(random_state="seed")
 def uniformity(
     z,
     *,
     t: float = 2.0,
     max_pairs: int | None = None,
-    random_state: int | None = 0,
+    seed: int | None = 0,
     chunk_size: int = 1024,
 ) -> float:
     """Uniformity (Wang & Isola 2020): ``log mean exp(-t ||f(z_i) - f(z_j)||²)`` over ``i != j``.
@@ -460,7 +463,7 @@ def uniformity(
         Temperature (2 in the paper).
     max_pairs
         Optional cap on the number of pairs (random subsample).
-    random_state
+    seed
         Seed for the pair subsample.
     chunk_size
         Rows per block in the exact computation.
@@ -479,7 +482,7 @@ def uniformity(
     if max_pairs is not None and int(max_pairs) < n_pairs:
         if int(max_pairs) < 1:
             raise AttuneInputError(f"max_pairs must be a positive integer, got {max_pairs!r}")
-        rng = np.random.default_rng(random_state)
+        rng = np.random.default_rng(seed)
         i = rng.integers(0, n, size=int(max_pairs))
         j = (i + rng.integers(1, n, size=int(max_pairs))) % n  # uniform over j != i
         sq = np.sum((z[i] - z[j]) ** 2, axis=1)
@@ -503,6 +506,7 @@ def _pad(a: np.ndarray, width: int) -> np.ndarray:
     return a if a.shape[1] == width else np.hstack([a, np.zeros((a.shape[0], width - a.shape[1]))])
 
 
+@renamed_kwargs(random_state="seed")
 def integration_metrics(
     rna_emb,
     atac_emb,
@@ -514,7 +518,7 @@ def integration_metrics(
     n_neighbors: int = 15,
     n_repeats: int = 4,
     paired: bool = True,
-    random_state: int = 0,
+    seed: int = 0,
     uniformity_max_pairs: int | None = None,
 ) -> dict[str, float]:
     """All GLUE integration metrics on the stacked RNA + ATAC embeddings.
@@ -537,7 +541,7 @@ def integration_metrics(
     paired
         Rows of ``rna_emb`` and ``atac_emb`` are the same cells; enables FOSCTTM and alignment
         (NaN otherwise).
-    random_state
+    seed
         Seed for SAS, GC and the uniformity pair subsample.
     uniformity_max_pairs
         Passed to :func:`uniformity` as ``max_pairs``.
@@ -584,17 +588,17 @@ def integration_metrics(
     out["nc"] = (neighbor_conservation(x, refs, modality, neighbor_frac=neighbor_frac)
                  if refs is not None else float("nan"))
     out["sas"] = seurat_alignment_score(x, modality, neighbor_frac=neighbor_frac,
-                                        n_repeats=n_repeats, random_state=random_state)
+                                        n_repeats=n_repeats, seed=seed)
     out["asw_batch"] = avg_silhouette_width_batch(x, modality, ct)
-    out["gc"] = graph_connectivity(x, ct, n_neighbors=n_neighbors, random_state=random_state)
+    out["gc"] = graph_connectivity(x, ct, n_neighbors=n_neighbors, seed=seed)
     if paired:
         out["foscttm"] = foscttm(rna, atac)
         out["alignment"] = alignment(rna, atac)
     else:
         out["foscttm"] = out["alignment"] = float("nan")
     out["uniformity"] = float(np.mean([
-        uniformity(rna, max_pairs=uniformity_max_pairs, random_state=random_state),
-        uniformity(atac, max_pairs=uniformity_max_pairs, random_state=random_state),
+        uniformity(rna, max_pairs=uniformity_max_pairs, seed=seed),
+        uniformity(atac, max_pairs=uniformity_max_pairs, seed=seed),
     ]))
     return out
 

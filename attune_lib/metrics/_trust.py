@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .._utils import AttuneInputError
+from .._utils import AttuneInputError, renamed_kwargs
 from ._integration import _check_frac, _emb, _knn_indices, _labels, _map_from_knn, _n_neighbors, foscttm
 
 __all__ = [
@@ -50,8 +50,9 @@ class TrustWarning(UserWarning):
     """A result is not to be trusted (e.g. pairing without biology, predictions at noise level)."""
 
 
+@renamed_kwargs(random_state="seed")
 def label_structure(x, labels, *, n_shuffles: int = 10, neighbor_frac: float = 0.01,
-                    random_state: int = 0) -> dict[str, float]:
+                    seed: int = 0) -> dict[str, float]:
     """Label MAP of an embedding next to its chance level (MAP of shuffled labels, same neighbours).
 
     Parameters
@@ -64,7 +65,7 @@ def label_structure(x, labels, *, n_shuffles: int = 10, neighbor_frac: float = 0
         Label permutations averaged for the chance level.
     neighbor_frac
         Neighbourhood size as a fraction of the cells (GLUE's MAP).
-    random_state
+    seed
         Seed of the permutations.
 
     Returns
@@ -78,7 +79,7 @@ def label_structure(x, labels, *, n_shuffles: int = 10, neighbor_frac: float = 0
     if int(n_shuffles) < 1:
         raise AttuneInputError(f"n_shuffles must be >= 1, got {n_shuffles!r}")
     nni = _knn_indices(x, _n_neighbors(x.shape[0], _check_frac(neighbor_frac)))
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     observed = _map_from_knn(nni, y)
     null = np.array([_map_from_knn(nni, rng.permutation(y)) for _ in range(int(n_shuffles))])
     chance = float(null.mean())
@@ -93,9 +94,10 @@ def _warn(flags: list[str], where: str, warn: bool) -> None:
             warnings.warn(f"{where}: {f}", TrustWarning, stacklevel=3)
 
 
+@renamed_kwargs(random_state="seed")
 def integration_trust(rna, atac, labels, *, references: Mapping[str, np.ndarray] | None = None,
                       name: str = "embedding", n_shuffles: int = 10, neighbor_frac: float = 0.01,
-                      random_state: int = 0, warn: bool = True) -> dict:
+                      seed: int = 0, warn: bool = True) -> dict:
     """Is this integration to be trusted? Pairing next to the label structure it keeps, with flags.
 
     Parameters
@@ -111,7 +113,7 @@ def integration_trust(rna, atac, labels, *, references: Mapping[str, np.ndarray]
         structure that is there to be kept.
     name
         Name of the method, for the flags and warnings.
-    n_shuffles, neighbor_frac, random_state
+    n_shuffles, neighbor_frac, seed
         See :func:`label_structure`.
     warn
         Issue each flag as a :class:`TrustWarning`.
@@ -145,7 +147,7 @@ def integration_trust(rna, atac, labels, *, references: Mapping[str, np.ndarray]
     for key, ref in (references or {}).items():
         embs[str(key)] = _emb(ref, f"references[{key!r}]")
     rows = {k: label_structure(v, y, n_shuffles=n_shuffles, neighbor_frac=neighbor_frac,
-                               random_state=random_state) for k, v in embs.items()}
+                               seed=seed) for k, v in embs.items()}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "embedding"
     fos = foscttm(rna, atac) if rna.shape[1] == atac.shape[1] else float("nan")
@@ -180,8 +182,9 @@ def _genewise_pearson(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return np.divide((a * b).sum(axis=0), den, out=np.zeros(a.shape[1]), where=den > 0)
 
 
+@renamed_kwargs(random_state="seed")
 def prediction_trust(y_true, y_pred, *, name: str = "prediction", predictable=None, n_permutations: int = 20,
-                     random_state: int = 0, warn: bool = True) -> dict:
+                     seed: int = 0, warn: bool = True) -> dict:
     """Is this RNA prediction to be trusted? Its gene-wise Pearson against a permutation null, with flags.
 
     Parameters
@@ -196,7 +199,7 @@ def prediction_trust(y_true, y_pred, *, name: str = "prediction", predictable=No
         constants among these genes are flagged. None: every gene counts.
     n_permutations
         Times the cells of the prediction are shuffled to build the null.
-    random_state
+    seed
         Seed of the permutations.
     warn
         Issue each flag as a :class:`TrustWarning`.
@@ -231,7 +234,7 @@ def prediction_trust(y_true, y_pred, *, name: str = "prediction", predictable=No
         predictable = predictable[varies]
     yt, yp = yt[:, varies], yp[:, varies]
     r = _genewise_pearson(yt, yp)
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     null = np.array([_genewise_pearson(yt, yp[rng.permutation(yp.shape[0])]).mean()
                      for _ in range(int(n_permutations))])
     sd = yp.std(axis=0)

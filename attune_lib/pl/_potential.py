@@ -493,7 +493,7 @@ def cooccurring_genes(table: pd.DataFrame, *, n: int = 5, highlight: Sequence[st
     highlight
         Genes drawn in red.
     """
-    from ..tl._gene_regulation import top_cooccurring_genes
+    from ..tl._motifs import top_cooccurring_genes
 
     top = top_cooccurring_genes(table, n=n)
     clusters = list(pd.unique(top["cluster"]))

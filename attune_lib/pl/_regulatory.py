@@ -58,7 +58,7 @@ def pchic_distances(pchic_table: pd.DataFrame, *, cell_types: Sequence[str] | No
     bins
         Histogram bins.
     """
-    from ..tl._regulatory import _pchic_score_columns
+    from ..tl._pchic import pchic_score_columns as _pchic_score_columns
 
     _need(pchic_table, ["baitStart", "baitEnd", "oeStart", "oeEnd"], "pchic_table")
     cols = _pchic_score_columns(pchic_table) if cell_types is None else list(cell_types)
@@ -143,7 +143,7 @@ def attention_elbow(links: pd.DataFrame, *, score: str = "score", top_fraction: 
     log
         Logarithmic score axis.
     """
-    from ..tl._regulatory import attention_cutoffs
+    from ..tl._link_scores import attention_cutoffs
 
     _need(links, [score], "links")
     s = np.sort(links[score].to_numpy(dtype=float)[np.isfinite(links[score].to_numpy(dtype=float))])[::-1]
@@ -190,7 +190,7 @@ def dpag_dotplot(mdata, dpags: Sequence[str] | pd.DataFrame, degs: pd.DataFrame 
     n_genes
         Most DPAGs shown.
     """
-    from ..tl._regulatory import _group_labels
+    from ..tl._obs import group_labels as _group_labels
 
     rna = get_modality(mdata, rna_key, role="RNA")
     genes = list(dpags["gene"] if isinstance(dpags, pd.DataFrame) else dpags)

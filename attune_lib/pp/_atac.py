@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._access import get_matrix, matrix_state, record_layer_state
-from .._utils import AttuneInputError, check_values, get_modality
+from .._utils import AttuneInputError, check_values, get_modality, renamed_kwargs
 from ._basic import (
     _STATE_TEXT,
     _check_fraction,
@@ -107,6 +107,7 @@ def tfidf(
     adata.layers[key_added] = _tfidf_matrix(X, scale_factor)
 
 
+@renamed_kwargs(random_state="seed")
 def lsi(
     data,
     *,
@@ -117,7 +118,7 @@ def lsi(
     drop_first: bool = False,
     standardize: bool = True,
     n_iter: int = 15,
-    random_state: int = 0,
+    seed: int = 0,
     mod: str | None = None,
 ) -> None:
     """Latent semantic indexing: randomised truncated SVD of the TF-IDF matrix.
@@ -148,7 +149,7 @@ def lsi(
         GLUE's per-cell standardisation of ``U`` (True) or plain ``U * S`` (False).
     n_iter
         Power iterations of :func:`sklearn.utils.extmath.randomized_svd` (GLUE uses 15).
-    random_state
+    seed
         Seed of the randomised SVD.
     mod
         MuData modality.
@@ -186,7 +187,7 @@ def lsi(
     if n < n_comps:
         logger.info("lsi: n_comps capped at %d by the data shape %s", n, X.shape)
     U, S, Vt = randomized_svd(X.astype(np.float64), n_components=n + int(drop_first),
-                              n_iter=n_iter, random_state=random_state)
+                              n_iter=n_iter, random_state=seed)
     if drop_first:
         U, S, Vt = U[:, 1:], S[1:], Vt[1:]
     if standardize:
@@ -207,7 +208,7 @@ def lsi(
             "drop_first": bool(drop_first),
             "standardize": bool(standardize),
             "use_highly_variable": bool(use_highly_variable),
-            "random_state": int(random_state),
+            "seed": int(seed),
             "input": source,
         },
     }
@@ -264,6 +265,7 @@ def _top_peaks_mask(X, n_peaks: int) -> np.ndarray:
 PEAK_MIN_CELLS = 10
 
 
+@renamed_kwargs(random_state="seed")
 def preprocess_atac(
     data,
     *,
@@ -272,7 +274,7 @@ def preprocess_atac(
     n_peaks: int | None = None,
     remove_sex: bool = True,
     n_comps: int | None = 50,
-    random_state: int = 0,
+    seed: int = 0,
     mod: str | None = None,
 ) -> None:
     """The paper's ATAC recipe, in place and atomic, using what the input state allows.
@@ -302,7 +304,7 @@ def preprocess_atac(
         Run :func:`attune_lib.pp.remove_sex_mito`.
     n_comps
         LSI components; None skips LSI.
-    random_state
+    seed
         Seed of the randomised SVD.
     mod
         MuData modality.
@@ -315,13 +317,13 @@ def preprocess_atac(
     _validate_atac(adata, min_fraction, min_cells, remove_sex, name=mod or "atac")
     work = adata.copy()
     _preprocess_atac_steps(work, min_fraction=min_fraction, min_cells=min_cells, remove_sex=remove_sex,
-                           n_peaks=n_peaks, n_comps=n_comps, random_state=random_state)
+                           n_peaks=n_peaks, n_comps=n_comps, seed=seed)
     adata._init_as_actual(work)
     if _is_mudata(data):
         _update(data)
 
 
-def _preprocess_atac_steps(work, *, min_fraction, min_cells, remove_sex, n_peaks, n_comps, random_state) -> None:
+def _preprocess_atac_steps(work, *, min_fraction, min_cells, remove_sex, n_peaks, n_comps, seed) -> None:
     """The ATAC recipe's steps, on a working copy."""
     state = matrix_state(work, None)
     n0 = work.n_vars
@@ -345,7 +347,7 @@ def _preprocess_atac_steps(work, *, min_fraction, min_cells, remove_sex, n_peaks
     else:
         transform = "none: log-normalised values used as given (no TF-IDF)"
     if n_comps is not None:
-        lsi(work, n_comps=n_comps, random_state=random_state, tfidf_key="tfidf" if "tfidf" in work.layers else None)
+        lsi(work, n_comps=n_comps, seed=seed, tfidf_key="tfidf" if "tfidf" in work.layers else None)
     _record(
         work,
         "preprocess_atac",
@@ -374,6 +376,7 @@ def _validate_atac(adata, min_fraction: float | None, min_cells: int | None, rem
             f"no peaks left after filtering with min_fraction={min_fraction}, min_cells={min_cells}")
 
 
+@renamed_kwargs(random_state="seed")
 def preprocess(
     mdata,
     *,
@@ -386,7 +389,7 @@ def preprocess(
     batch_key: str | None = None,
     n_peaks: int | None = None,
     n_comps: int | None = 50,
-    random_state: int = 0,
+    seed: int = 0,
 ) -> None:
     """Run the paper's recipe on both modalities of a paired MuData, in place and atomic.
 
@@ -420,7 +423,7 @@ def preprocess(
         Keep this many most accessible peaks after filtering (None: all).
     n_comps
         Components of the reference PCA (RNA) and LSI (ATAC); None skips both.
-    random_state
+    seed
         Seed for PCA and LSI.
     """
     rna = get_modality(mdata, rna_key, role="RNA")
@@ -461,9 +464,9 @@ def preprocess(
         warnings.simplefilter("ignore", UserWarning)  # chrom warnings were given above
         _preprocess_rna_steps(rna_w, min_fraction=min_fraction, remove_sex=True, target_sum=1e4,
                               n_top_genes=n_top_genes, batch_key=batch_key, n_comps=n_comps,
-                              random_state=random_state, name=rna_key)
+                              seed=seed, name=rna_key)
         _preprocess_atac_steps(atac_w, min_fraction=peak_min_fraction, min_cells=peak_min_cells,
-                               remove_sex=True, n_peaks=n_peaks, n_comps=n_comps, random_state=random_state)
+                               remove_sex=True, n_peaks=n_peaks, n_comps=n_comps, seed=seed)
     rna._init_as_actual(rna_w)
     atac._init_as_actual(atac_w)
     _update(mdata)
@@ -474,7 +477,7 @@ def preprocess(
                    "peak_min_cells": int(peak_min_cells or 0),
                    "batch_key": batch_key or "", "n_peaks": -1 if n_peaks is None else int(n_peaks),
                    "n_comps": -1 if n_comps is None else int(n_comps),
-                   "random_state": int(random_state), "target_sum": 1e4},
+                   "seed": int(seed), "target_sum": 1e4},
         "rna": {"input": rna_pp["steps"]["input"], "n_genes": int(rna.n_vars),
                 "X": rna_pp["normalize_log1p"]["X"], "steps": dict(rna_pp["steps"]),
                 "layers": sorted(rna.layers), "obsm": sorted(rna.obsm)},

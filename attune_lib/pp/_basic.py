@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._access import get_matrix, layer_matrix, matrix_state, record_layer_state, set_input_state
-from .._utils import AttuneInputError, check_values, get_modality
+from .._utils import AttuneInputError, check_values, get_modality, renamed_kwargs
 
 logger = logging.getLogger("attune_lib")
 
@@ -479,13 +479,14 @@ def highly_variable_genes(
         _update(data)
 
 
+@renamed_kwargs(random_state="seed")
 def pca_rna(
     data,
     *,
     n_comps: int = 50,
     key_added: str = "X_pca",
     n_top_genes: int = 2000,
-    random_state: int = 0,
+    seed: int = 0,
     mod: str | None = None,
 ) -> None:
     """GLUE's RNA reference representation, for the neighbour-conservation (NC) metric.
@@ -506,7 +507,7 @@ def pca_rna(
         ``.obsm`` key of the result.
     n_top_genes
         HVGs when none are marked yet.
-    random_state
+    seed
         Seed of the PCA solver.
     mod
         MuData modality.
@@ -548,7 +549,7 @@ def pca_rna(
     n = min(n_comps, min(tmp.shape) - 1)
     if n < 1:
         raise AttuneInputError(f"too few cells/genes for PCA (shape {tmp.shape})")
-    sc.pp.pca(tmp, n_comps=n, random_state=random_state)
+    sc.pp.pca(tmp, n_comps=n, random_state=seed)
     adata.obsm[key_added] = np.asarray(tmp.obsm["X_pca"], dtype=np.float32)
     adata.uns[key_added] = {"n_comps": int(n), "n_genes": int(hv.sum()), "from_counts": raw,
                             "variance_ratio": np.asarray(tmp.uns["pca"]["variance_ratio"])}
@@ -557,6 +558,7 @@ def pca_rna(
 # --------------------------------------------------------------------------------------------
 # recipe
 # --------------------------------------------------------------------------------------------
+@renamed_kwargs(random_state="seed")
 def preprocess_rna(
     data,
     *,
@@ -566,7 +568,7 @@ def preprocess_rna(
     target_sum: float = 1e4,
     remove_sex: bool = True,
     n_comps: int | None = 50,
-    random_state: int = 0,
+    seed: int = 0,
     mod: str | None = None,
 ) -> None:
     """The paper's RNA recipe, in place and atomic.
@@ -589,7 +591,7 @@ def preprocess_rna(
         Run :func:`remove_sex_mito`.
     n_comps
         Components of :func:`pca_rna`; None skips it.
-    random_state
+    seed
         Seed for the PCA.
     mod
         MuData modality.
@@ -615,14 +617,14 @@ def preprocess_rna(
     work = adata.copy()
     _preprocess_rna_steps(work, min_fraction=min_fraction, remove_sex=remove_sex, target_sum=target_sum,
                           n_top_genes=n_top_genes, batch_key=batch_key, n_comps=n_comps,
-                          random_state=random_state, name=mod or "rna")
+                          seed=seed, name=mod or "rna")
     adata._init_as_actual(work)  # every step succeeded: replace the data in one go
     if _is_mudata(data):
         _update(data)
 
 
 def _preprocess_rna_steps(work, *, min_fraction, remove_sex, target_sum, n_top_genes, batch_key, n_comps,
-                          random_state, name) -> None:
+                          seed, name) -> None:
     """The RNA recipe's steps, on a working copy."""
     n0 = work.n_vars
     filter_features(work, min_fraction=min_fraction)
@@ -635,7 +637,7 @@ def _preprocess_rna_steps(work, *, min_fraction, remove_sex, target_sum, n_top_g
     normalize_log1p(work, target_sum=target_sum)
     highly_variable_genes(work, n_top_genes=n_top_genes, batch_key=batch_key, subset=True)
     if n_comps is not None:
-        pca_rna(work, n_comps=n_comps, random_state=random_state)
+        pca_rna(work, n_comps=n_comps, seed=seed)
     _record(work, "steps", {"input": work.uns["attune_pp"]["normalize_log1p"]["detected"],
                             "n_genes_input": int(n0), "after_filter": int(n1), "after_sex_mito": int(n2),
                             "after_hvg": int(work.n_vars)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scanpy as sc
 
-from .._utils import AttuneInputError, get_modality
+from .._utils import AttuneInputError, get_modality, renamed_kwargs
 
 __all__ = ["embed_umap", "qc_metrics"]
 
@@ -18,6 +18,7 @@ def _rep_holder(mdata, use_rep: str, modality: str | None):
     return holder
 
 
+@renamed_kwargs(random_state="seed")
 def embed_umap(
     mdata,
     *,
@@ -26,7 +27,7 @@ def embed_umap(
     key_added: str | None = None,
     n_neighbors: int = 15,
     min_dist: float = 0.5,
-    random_state: int = 0,
+    seed: int = 0,
 ) -> None:
     """Compute a kNN graph and a UMAP of an embedding and store the coordinates.
 
@@ -40,7 +41,7 @@ def embed_umap(
         Read the embedding from ``mdata[modality].obsm`` instead of ``mdata.obsm``.
     key_added
         Where to write the UMAP (default ``X_umap_<use_rep>``), in the same ``obsm`` as the embedding.
-    n_neighbors, min_dist, random_state
+    n_neighbors, min_dist, seed
         Passed to :func:`scanpy.pp.neighbors` / :func:`scanpy.tl.umap`.
     """
     holder = _rep_holder(mdata, use_rep, modality)
@@ -53,9 +54,9 @@ def embed_umap(
     tmp = ad.AnnData(obs=holder.obs[[]].copy(), obsm={"rep": np.asarray(holder.obsm[use_rep])})
     # Exact sklearn kNN: scanpy 1.11's default (pynndescent) path breaks with scipy >= 1.16 above 4,096
     # cells ('csr_array' has no 'getnnz'); exact search is fast enough at the sizes used here.
-    sc.pp.neighbors(tmp, use_rep="rep", n_neighbors=min(n_neighbors, tmp.n_obs - 1), random_state=random_state,
+    sc.pp.neighbors(tmp, use_rep="rep", n_neighbors=min(n_neighbors, tmp.n_obs - 1), random_state=seed,
                     transformer="sklearn")
-    sc.tl.umap(tmp, min_dist=min_dist, random_state=random_state)
+    sc.tl.umap(tmp, min_dist=min_dist, random_state=seed)
     holder.obsm[key_added] = tmp.obsm["X_umap"]
 
 

@@ -29,9 +29,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._genomics import gene_peak_pairs, peak_coords
 from .._utils import AttuneInputError, as_csr, get_modality
 from ..metrics._links import distance_matched_auroc
-from ._regulatory import _counts_matrix, _labels, _metacells, _pair_dot, _peak_coords, _standardise, gene_peak_pairs
+from ._link_scores import link_truth_labels
+from ._metacells import aggregation_matrix, knn_metacells, paired_column_dots, standardise_columns
 
 logger = logging.getLogger("attune_lib")
 
@@ -165,7 +167,7 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
         raise AttuneInputError(f"no annotated gene-peak pairs within window_bp={window_bp}")
     gi, pi = pairs["gene_idx"].to_numpy(), pairs["peak_idx"].to_numpy()
     d = pairs["distance"].to_numpy(dtype=float)
-    p_chrom, _, _ = _peak_coords(atac.var)
+    p_chrom, _, _ = peak_coords(atac.var)
     out = pairs.copy()
     out.insert(2, "chrom", p_chrom[pi].astype(str))
     out["log_distance"] = np.log10(d + 1_000.0)
@@ -174,7 +176,7 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
     out["contact"] = contact
 
     # ATAC: binary accessibility, per-cell normalised (a cell's fraction of open peaks)
-    Xa = _counts_matrix(atac, atac_layer, f"mdata[{atac_key!r}]")
+    Xa = aggregation_matrix(atac, atac_layer, f"mdata[{atac_key!r}]")
     Xa = (Xa > 0).astype(np.float64).tocsr()
     frac = np.asarray(Xa.mean(1)).ravel()
     Xa = as_csr(sp.diags(1.0 / np.maximum(frac / max(np.median(frac), 1e-12), 1e-6)) @ Xa)
@@ -214,10 +216,11 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
     from scipy.stats import rankdata
 
     rl = rna.layers["counts"] if "counts" in rna.layers else None
-    R_m, A_m = _metacells(mdata, rna_key=rna_key, atac_key=atac_key, rna_layer="counts" if rl is not None else None,
+    R_m, A_m = knn_metacells(mdata, rna_key=rna_key, atac_key=atac_key, rna_layer="counts" if rl is not None else None,
                           atac_layer=atac_layer, use_rep=use_rep, n_metacells=n_metacells, n_neighbors=None,
                           seed=seed)
-    out["state_spearman"] = _pair_dot(_standardise(rankdata(R_m, axis=0)), _standardise(rankdata(A_m, axis=0)), gi, pi)
+    out["state_spearman"] = paired_column_dots(standardise_columns(rankdata(R_m, axis=0)),
+                                               standardise_columns(rankdata(A_m, axis=0)), gi, pi)
     out["state_spearman_rank"] = _within_gene_rank(gi, out["state_spearman"].to_numpy())
     if key_added is not None:
         if not isinstance(key_added, str) or not key_added:
@@ -317,7 +320,7 @@ def link_readout(features: pd.DataFrame, truth=None, *, feature_cols: Sequence[s
             raise AttuneInputError(f"feature_cols {bad} not in features; available: {list(out.columns)}")
         if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
             raise AttuneInputError(f"n_folds must be an integer >= 2, got {n_folds!r}")
-        y = _labels(out, truth)
+        y = link_truth_labels(out, truth)
         X = out[cols].to_numpy(dtype=float)
         if not np.isfinite(X).all():
             raise AttuneInputError(f"feature_cols {cols} contain non-finite values")
@@ -400,7 +403,7 @@ def link_evaluation(links: pd.DataFrame, truths: dict, *, methods: Sequence[str]
     d = links[distance].to_numpy(dtype=float)
     rows = []
     for tname, truth in truths.items():
-        y = _labels(links, truth)
+        y = link_truth_labels(links, truth)
         for m in methods:
             s = links[m].to_numpy(dtype=float).copy()
             bad_s = ~np.isfinite(s)

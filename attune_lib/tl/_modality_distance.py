@@ -251,7 +251,7 @@ def high_distance_genes(
 ) -> pd.DataFrame:
     """Genes over-expressed in the high-distance cells (scanpy ``rank_genes_groups``, Wilcoxon, vs the rest).
 
-    Uses :func:`attune_lib.tl._regulatory.differential_genes` (one group vs the rest on log-normalised
+    Uses :func:`attune_lib.tl.differential_genes` (one group vs the rest on log-normalised
     expression) and keeps ``group``'s genes with adjusted p < ``pval_cutoff`` and log fold change >
     ``logfc_cutoff`` (the paper's thresholds), sorted by score.
 
@@ -272,7 +272,7 @@ def high_distance_genes(
     logfc_cutoff
         Smallest log fold change kept.
     """
-    from ._regulatory import differential_genes
+    from ._dpag import differential_genes
 
     labels = _obs_column(mdata, groupby, what="groupby")
     if (labels.astype(str) == group).sum() < 2:

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from .._utils import AttuneInputError
 
-__all__ = ["group_codes", "group_matrix", "is_mudata", "obs_column", "obs_holders", "pseudotime_values",
+__all__ = ["group_codes", "group_labels", "group_matrix", "is_mudata", "obs_column", "obs_holders", "pseudotime_values",
            "write_obs"]
 
 
@@ -138,3 +138,12 @@ def group_matrix(codes: np.ndarray, n_groups: int) -> sp.csr_matrix:
     """
     ok = codes >= 0
     return sp.csr_matrix((np.ones(int(ok.sum())), (codes[ok], np.flatnonzero(ok))), shape=(n_groups, len(codes)))
+
+
+def group_labels(mdata, adata, groupby: str) -> pd.Series:
+    """``groupby`` from ``adata.obs``, else from ``mdata.obs`` aligned to ``adata``'s cells; a named error otherwise."""
+    if groupby in adata.obs:
+        return adata.obs[groupby]
+    if groupby in getattr(mdata, "obs", {}):
+        return mdata.obs.loc[adata.obs_names, groupby]
+    raise AttuneInputError(f"groupby {groupby!r} not found in the RNA obs nor mdata.obs")

@@ -612,7 +612,7 @@ def run_prediction_benchmark(
     _constant_flags(rows, per_gene)
     summary = pd.DataFrame(rows)
     summary.attrs["splits"] = {"split": split, "n_splits": n_splits, "seed": seed}
-    from ._benchmark import warn_flags
+    from ._integration_benchmark import warn_flags
 
     warn_flags(summary, what="prediction benchmark")
     return summary, per_gene
@@ -637,7 +637,7 @@ def _constant_flags(rows: list[dict], per_gene: pd.DataFrame) -> None:
         genes = per_gene.loc[(per_gene["method"] == row["method"]) & (per_gene["split"] == row["split"]), "gene"]
         predictable = (best.reindex(genes.to_numpy()).fillna(0.0) > 2.0 / np.sqrt(max(row["n_test"], 1))).to_numpy()
         t = prediction_trust(y_true, y_pred, name=row["method"], predictable=predictable,
-                             random_state=int(row["split"]), warn=False)
+                             seed=int(row["split"]), warn=False)
         row["flag"] = t["flag"]
 
 
@@ -645,7 +645,7 @@ def _collect(rows, genes_rows, y_true, y_pred, truth, genes, keys: dict, info: d
     from ..metrics import prediction_trust
 
     s, pg = evaluate_prediction(y_true, y_pred, gene_names=genes, truth=truth)
-    t = prediction_trust(y_true, y_pred, name=keys["method"], random_state=int(keys.get("split", 0)), warn=False)
+    t = prediction_trust(y_true, y_pred, name=keys["method"], seed=int(keys.get("split", 0)), warn=False)
     trust = {"null_pearson_q95": t["null_q95"], "flag": t["flag"]}
     rows.append({**keys, **{k: v for k, v in s.items()}, **info, **trust, "seconds": seconds,
                  "_y": (y_true, y_pred)})

@@ -37,7 +37,7 @@ def _standardise(X: torch.Tensor) -> torch.Tensor:
 def main(seed: int = 0, attune_epochs: int = 3, steps: int = 300, n_buckets: int = 16) -> pd.DataFrame:
     torch.manual_seed(seed)
     mdata = al.datasets.load_dataset("simulated", small=True, seed=seed)
-    al.pp.preprocess(mdata, random_state=seed)
+    al.pp.preprocess(mdata, seed=seed)
     Attune.setup_mudata(mdata, rna_layer=None, atac_layer="counts", cell_type_key="cell_type")
     model = Attune(mdata, seed=seed)
     model.train(max_epochs=attune_epochs, batch_size=64, lr=1e-2, lr_end=1e-3, progress_bar=False)

@@ -45,7 +45,7 @@ def one_seed(seed: int, *, size: str, attune_epochs: int, transformer_epochs: in
     t0 = time.time()
     mdata = al.datasets.simulate_multiome("pbmc", size=size, seed=seed, motifs=False)
     print(f"seed {seed}: {mdata['rna'].n_obs} cells", flush=True)
-    al.pp.preprocess(mdata, random_state=seed)
+    al.pp.preprocess(mdata, seed=seed)
     model = None
     if embedding == "attune" or transformer_epochs > 0:
         Attune.setup_mudata(mdata, rna_layer=None, atac_layer="counts", cell_type_key="cell_type")

@@ -50,7 +50,7 @@ def main(argv=None) -> dict:
     from attune_lib.models import Attune
 
     mdata = load(Path(a.data))
-    al.pp.preprocess(mdata, random_state=0)
+    al.pp.preprocess(mdata, seed=0)
     Attune.setup_mudata(mdata, rna_layer=None, atac_layer="counts", cell_type_key="cell_type")
     model = Attune(mdata, seed=0)
     model.train(max_epochs=a.epochs, batch_size=64, lr=1e-3, lr_end=1e-5, progress_bar=False)

@@ -34,7 +34,7 @@ CELL_TYPES = ["Mon", "nCD4", "tCD4", "aCD4", "naCD4", "nCD8", "tCD8", "nB", "tB"
 
 def main(seed: int = 0) -> pd.DataFrame:
     mdata = al.datasets.load_dataset("simulated", small=True, seed=seed)
-    al.pp.preprocess(mdata, random_state=seed)
+    al.pp.preprocess(mdata, seed=seed)
     al.tl.link_baselines(mdata, window_bp=1_200_000, methods=["distance", "spearman"], seed=seed,
                          key_added="link_baselines")
     links = mdata.uns["link_baselines"]

@@ -1,20 +1,15 @@
-"""Regulatory inference tools (paper Fig. 3A-F, Supp. Fig. S4a).
+"""Scoring gene-peak link tables (paper Fig. 3A-C, 3F).
 
-* candidate gene-peak pairs inside a window around each annotated gene's TSS (:func:`gene_peak_pairs`);
-* the PCHi-C truth set with GLUE's rules (:func:`pchic_truth`);
-* AUROC / AUPRC of any score over the candidates, overall, by distance bin and over windows
-  (:func:`score_links`, :func:`window_sweep`);
+* AUROC / AUPRC of any score over the candidate pairs, overall, by distance bin and over windows
+  (:func:`score_links`, :func:`window_sweep`), and what a score's structure says (:func:`link_score_structure`);
 * baselines on the same pairs (:func:`link_baselines`): distance, Spearman correlation and per-gene LASSO on
   kNN metacells, a Cicero-like distance-penalised co-accessibility, GLUE feature-embedding cosine;
-* downstream: top-fraction / elbow cut of the ranked pairs, DPAGs, DE genes and their overlap, GO-style
-  over-representation (:func:`select_links`, :func:`find_dpags`, :func:`differential_genes`,
-  :func:`dpag_de_overlap`, :func:`enrichment`), and the per-cell-type matrices of Fig. 3F
-  (:func:`link_heatmap_data`).
+* the top-fraction / elbow cut of the ranked pairs (:func:`select_links`, :func:`attention_cutoffs`) and the
+  per-cell-type matrices of Fig. 3F (:func:`link_heatmap_data`).
 
 Conventions: a *link table* is a DataFrame with ``gene``, ``peak``, ``distance`` (bp between the peak
 midpoint and the gene's TSS) and one column per score (higher = more likely a regulatory link).
-Chromosome names are compared with a ``chr`` prefix (added when missing, as in the Javierre table).
-See ``docs/regulatory.md``.
+Candidate pairs come from :func:`attune_lib._genomics.gene_peak_pairs`. See ``docs/regulatory.md``.
 """
 
 from __future__ import annotations
@@ -26,155 +21,33 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from scipy.stats import spearmanr
 
-from .._genomics import chrom_with_prefix as _chr
-from .._genomics import gene_coords as _gene_coords
 from .._genomics import gene_peak_pairs  # the coordinates live in attune_lib._genomics, shared with the models
 from .._genomics import peak_coords as _peak_coords
 from .._utils import AttuneInputError, as_csr, get_modality, progress
+from ._metacells import aggregation_matrix, knn_metacells, paired_column_dots, standardise_columns
+from ._obs import group_labels
 from ._peers import PeerNotAvailable
 
 logger = logging.getLogger("attune_lib")
 
 __all__ = [
-    "add_link_scores",
-    "attention_cutoffs",
-    "differential_genes",
-    "dpag_de_overlap",
-    "elbow_point",
-    "enrichment",
-    "find_dpags",
-    "gene_peak_pairs",
-    "glue_feature_embeddings",
     "label_links",
-    "link_baselines",
-    "link_heatmap_data",
-    "link_score_structure",
-    "pchic_truth",
+    "add_link_scores",
     "score_links",
-    "select_links",
-    "simulated_gene_sets",
     "window_sweep",
+    "link_score_structure",
+    "glue_feature_embeddings",
+    "link_baselines",
+    "elbow_point",
+    "attention_cutoffs",
+    "select_links",
+    "link_heatmap_data",
 ]
 
-_PCHIC_COORDS = ("baitChr", "baitStart", "baitEnd", "baitID", "baitName", "oeChr", "oeStart", "oeEnd", "oeID",
-                 "oeName", "dist")
+
 _PAIR_COLS = ("gene", "peak", "distance", "gene_idx", "peak_idx", "label", "pchic")
-
-
-# --------------------------------------------------------------------------------------------------
-# PCHi-C truth
-# --------------------------------------------------------------------------------------------------
-def _pchic_score_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c not in _PCHIC_COORDS and pd.api.types.is_numeric_dtype(table[c])]
-
-
-def pchic_truth(pchic_table: pd.DataFrame, genes_var: pd.DataFrame, peaks_var: pd.DataFrame, *,
-                cell_types: Sequence[str] | None = None, min_score: float = 5.0, promoter_bp: int = 1000,
-                oe_bp: int = 1000, window_bp: float | None = 1_200_000) -> pd.DataFrame:
-    """Gene-peak pairs supported by promoter-capture Hi-C (GLUE's rules, as in the paper).
-
-    A pair (gene, peak) is true when some interaction row has: the gene's TSS within ``promoter_bp`` of the
-    bait fragment, the peak (interval) within ``oe_bp`` of the other-end fragment, bait and other end on
-    the same chromosome, and a CHiCAGO score >= ``min_score`` in at least one of ``cell_types``.
-
-    Parameters
-    ----------
-    pchic_table
-        Javierre et al. 2016 ``PCHiC_peak_matrix_cutoff5.tsv`` format (``baitChr, baitStart, baitEnd, oeChr,
-        oeStart, oeEnd`` and one score column per cell type); chromosome names with or without ``chr``.
-        The simulator's ``uns["truth"]["pchic"]`` has this format. The real table is hg19: lift it over to
-        the peaks' assembly first.
-    genes_var, peaks_var
-        ``rna.var`` (``chrom``, ``tss``) and ``atac.var`` (``chrom``, ``start``, ``end``).
-    cell_types
-        Score columns to use (default: every numeric non-coordinate column). The paper used T, B and
-        monocyte types (e.g. ``["Mon", "nCD4", "tCD4", "aCD4", "naCD4", "nCD8", "tCD8", "nB", "tB"]``).
-    min_score
-        CHiCAGO score cutoff (5).
-    promoter_bp, oe_bp
-        Proximity of the TSS to the bait and of the peak to the other end (1 kb each).
-    window_bp
-        Keep only pairs with TSS-to-peak-midpoint distance <= this (None: all).
-
-    Returns
-    -------
-    DataFrame ``gene, peak, distance`` (unique pairs).
-    """
-    if not isinstance(pchic_table, pd.DataFrame):
-        raise AttuneInputError(f"pchic_table must be a DataFrame, got {type(pchic_table).__name__}")
-    need = ("baitChr", "baitStart", "baitEnd", "oeChr", "oeStart", "oeEnd")
-    miss = [c for c in need if c not in pchic_table]
-    if miss:
-        raise AttuneInputError(f"pchic_table lacks column(s) {miss} (Javierre PCHiC_peak_matrix format)")
-    avail = _pchic_score_columns(pchic_table)
-    cols = list(avail) if cell_types is None else list(cell_types)
-    bad = [c for c in cols if c not in pchic_table]
-    if bad:
-        raise AttuneInputError(f"pchic_table has no score column(s) {bad}; available: {avail}")
-    if not cols:
-        raise AttuneInputError("pchic_table has no cell-type score columns")
-    for v, name in ((promoter_bp, "promoter_bp"), (oe_bp, "oe_bp")):
-        if v < 0:
-            raise AttuneInputError(f"{name} must be >= 0, got {v}")
-    empty = pd.DataFrame({"gene": pd.Series(dtype=str), "peak": pd.Series(dtype=str),
-                          "distance": pd.Series(dtype=np.int64)})
-    t = pchic_table
-    scores = t[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    keep = np.nan_to_num(scores, nan=-np.inf).max(axis=1) >= min_score
-    b_chr, o_chr = _chr(t["baitChr"].to_numpy()), _chr(t["oeChr"].to_numpy())
-    keep &= b_chr == o_chr
-    if not keep.any():
-        return empty
-    b_chr = b_chr[keep]
-    bs, be = (t[c].to_numpy()[keep].astype(np.int64) for c in ("baitStart", "baitEnd"))
-    os_, oe = (t[c].to_numpy()[keep].astype(np.int64) for c in ("oeStart", "oeEnd"))
-
-    g_chrom, tss, ok = _gene_coords(genes_var, "genes_var")
-    p_chrom, p_start, p_end = _peak_coords(peaks_var, "peaks_var")
-    mid = (p_start + p_end) // 2
-    max_len = int((p_end - p_start).max()) if len(p_end) else 0
-    out_g, out_p = [], []
-    for c in pd.unique(b_chr):
-        rows = np.flatnonzero(b_chr == c)
-        gs = np.flatnonzero(ok & (g_chrom == c))
-        pk = np.flatnonzero(p_chrom == c)
-        if not len(gs) or not len(pk):
-            continue
-        gs = gs[np.argsort(tss[gs], kind="stable")]
-        pk = pk[np.argsort(p_start[pk], kind="stable")]
-        g_lo = np.searchsorted(tss[gs], bs[rows] - promoter_bp, side="left")
-        g_hi = np.searchsorted(tss[gs], be[rows] + promoter_bp, side="right")
-        # peaks [s, e] with e >= oeStart - oe_bp and s <= oeEnd + oe_bp
-        p_lo = np.searchsorted(p_start[pk], os_[rows] - oe_bp - max_len, side="left")
-        p_hi = np.searchsorted(p_start[pk], oe[rows] + oe_bp, side="right")
-        ng, np_ = np.maximum(g_hi - g_lo, 0), np.maximum(p_hi - p_lo, 0)
-        sel = (ng > 0) & (np_ > 0)
-        if not sel.any():
-            continue
-        r, ng, np_, g_lo, p_lo = rows[sel], ng[sel], np_[sel], g_lo[sel], p_lo[sel]
-        n = ng * np_
-        rid = np.repeat(np.arange(len(r)), n)
-        k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-        gi = gs[g_lo[rid] + k // np_[rid]]
-        pi = pk[p_lo[rid] + k % np_[rid]]
-        good = p_end[pi] >= os_[r[rid]] - oe_bp
-        out_g.append(gi[good])
-        out_p.append(pi[good])
-    if not out_g:
-        return empty
-    gi, pi = np.concatenate(out_g), np.concatenate(out_p)
-    key = np.unique(np.stack([gi, pi], axis=1), axis=0)
-    gi, pi = key[:, 0], key[:, 1]
-    d = np.abs(mid[pi] - tss[gi])
-    if window_bp is not None:
-        w = d <= window_bp
-        gi, pi, d = gi[w], pi[w], d[w]
-    return pd.DataFrame({"gene": genes_var.index.to_numpy()[gi].astype(str),
-                         "peak": peaks_var.index.to_numpy()[pi].astype(str),
-                         "distance": d.astype(np.int64)}).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -232,7 +105,7 @@ def _score_columns(links: pd.DataFrame, methods) -> list[str]:
     return methods
 
 
-def _labels(links: pd.DataFrame, truth) -> np.ndarray:
+def link_truth_labels(links: pd.DataFrame, truth) -> np.ndarray:
     if isinstance(truth, str):
         if truth not in links:
             raise AttuneInputError(f"truth column {truth!r} not in the link table")
@@ -290,7 +163,7 @@ def score_links(links: pd.DataFrame, truth, *, methods: Sequence[str] | str | No
     """
     from ..metrics._links import distance_matched_auroc
 
-    y = _labels(links, truth)
+    y = link_truth_labels(links, truth)
     cols = _score_columns(links, methods)
     bins = [("all", np.ones(len(links), dtype=bool))]
     if distance_bins is not None:
@@ -340,7 +213,7 @@ def window_sweep(links: pd.DataFrame, truth, *, windows: Sequence[float] | None 
     windows = np.arange(150_000, 1_500_001, 150_000) if windows is None else np.asarray(windows, dtype=float)
     if "distance" not in links:
         raise AttuneInputError("window_sweep needs a 'distance' column in the link table")
-    y = _labels(links, truth)
+    y = link_truth_labels(links, truth)
     cols = _score_columns(links, methods)
     d = links["distance"].to_numpy(dtype=float)
     rows = []
@@ -396,75 +269,6 @@ def link_score_structure(links: pd.DataFrame, *, score: str = "score", distance:
     dist = float(spearmanr(s, -tab[distance].astype(float)).statistic) if distance in tab else float("nan")
     return {"rank1_spearman": rank1, "within_gene_spearman": within, "distance_spearman": dist,
             "n_pairs": int(len(tab))}
-
-
-# --------------------------------------------------------------------------------------------------
-# baselines
-# --------------------------------------------------------------------------------------------------
-def _counts_matrix(adata, layer: str | None, where: str) -> sp.csr_matrix:
-    """Counts (or normalised, not log, values) for aggregation.
-
-    ``layer="counts"`` falls back by input state, never silently.
-    """
-    from .._access import get_matrix
-
-    explicit = layer if (layer is not None and (layer != "counts" or layer in adata.layers)) else None
-    X, _, _ = get_matrix(adata, "scaled", layer=explicit, where=where, step="link baselines (metacell sums)",
-                         param="rna_layer/atac_layer")
-    return as_csr(X, dtype=np.float64)
-
-
-def _lognorm(S: np.ndarray) -> np.ndarray:
-    tot = S.sum(1, keepdims=True)
-    return np.log1p(S / np.maximum(tot, 1e-12) * 1e4)
-
-
-def _metacells(mdata, *, rna_key: str, atac_key: str, rna_layer: str | None, atac_layer: str | None,
-               use_rep: str, n_metacells: int | None, n_neighbors: int | None, seed: int):
-    """kNN metacells: ``n_metacells`` random seed cells, each aggregating its ``n_neighbors`` nearest cells
-    (Euclidean on ``use_rep``); counts are summed, then normalised to 10^4 and log1p. Returns dense
-    ``(rna, atac)`` metacell matrices."""
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.neighbors import NearestNeighbors
-
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
-    n = rna.n_obs
-    Xr = _counts_matrix(rna, rna_layer, f"mdata[{rna_key!r}]")
-    Xa = _counts_matrix(atac, atac_layer, f"mdata[{atac_key!r}]")
-    if use_rep in rna.obsm:
-        rep = np.asarray(rna.obsm[use_rep], dtype=np.float64)
-    elif use_rep in getattr(mdata, "obsm", {}):
-        rep = np.asarray(mdata.obsm[use_rep], dtype=np.float64)
-    else:
-        logger.info("link_baselines: %r not found; using a 30-component SVD of log-normalised RNA", use_rep)
-        k = max(1, min(30, min(Xr.shape) - 1))
-        L = Xr.multiply(1.0 / np.maximum(np.asarray(Xr.sum(1)), 1e-12)).tocsr() * 1e4
-        L.data = np.log1p(L.data)
-        rep = TruncatedSVD(k, random_state=seed).fit_transform(L)
-    M = int(n_metacells) if n_metacells else int(min(500, max(20, n // 5)))
-    M = min(M, n)
-    k = int(n_neighbors) if n_neighbors else int(min(20, max(5, 2 * n // max(M, 1))))
-    k = min(k, n)
-    rng = np.random.default_rng(seed)
-    seeds = np.sort(rng.choice(n, size=M, replace=False))
-    nn_idx = NearestNeighbors(n_neighbors=k).fit(rep).kneighbors(rep[seeds], return_distance=False)
-    A = sp.csr_matrix((np.ones(M * k), nn_idx.ravel(), np.arange(0, M * k + 1, k)), shape=(M, n))
-    return _lognorm((A @ Xr).toarray()), _lognorm((A @ Xa).toarray())
-
-
-def _standardise(X: np.ndarray) -> np.ndarray:
-    """Centre and scale columns to unit norm (constant columns -> 0), so column dot products are correlations."""
-    Z = X - X.mean(0, keepdims=True)
-    nrm = np.sqrt((Z * Z).sum(0, keepdims=True))
-    return np.divide(Z, nrm, out=np.zeros_like(Z), where=nrm > 0)
-
-
-def _pair_dot(A: np.ndarray, B: np.ndarray, ia: np.ndarray, ib: np.ndarray, chunk: int = 200_000) -> np.ndarray:
-    out = np.empty(len(ia))
-    for st in range(0, len(ia), chunk):
-        out[st : st + chunk] = np.einsum("ij,ij->j", A[:, ia[st : st + chunk]], B[:, ib[st : st + chunk]])
-    return out
 
 
 def _lasso_scores(Zr: np.ndarray, Za: np.ndarray, gi: np.ndarray, pi: np.ndarray, n_alphas: int,
@@ -644,14 +448,14 @@ def link_baselines(mdata, *, window_bp: float = 1_200_000,
     if "distance" in methods:
         out["distance_only"] = -pairs["distance"].to_numpy(dtype=float)
     if {"spearman", "lasso", "cicero"} & set(methods):
-        R, A = _metacells(mdata, rna_key=rna_key, atac_key=atac_key, rna_layer=rna_layer, atac_layer=atac_layer,
+        R, A = knn_metacells(mdata, rna_key=rna_key, atac_key=atac_key, rna_layer=rna_layer, atac_layer=atac_layer,
                           use_rep=use_rep, n_metacells=n_metacells, n_neighbors=n_neighbors, seed=seed)
         if "spearman" in methods:
             from scipy.stats import rankdata
 
-            Rr, Ar = _standardise(rankdata(R, axis=0)), _standardise(rankdata(A, axis=0))
-            out["spearman"] = _pair_dot(Rr, Ar, gi, pi)
-        Zr, Za = _standardise(R), _standardise(A)
+            Rr, Ar = standardise_columns(rankdata(R, axis=0)), standardise_columns(rankdata(A, axis=0))
+            out["spearman"] = paired_column_dots(Rr, Ar, gi, pi)
+        Zr, Za = standardise_columns(R), standardise_columns(A)
         if "lasso" in methods:
             out["lasso"] = _lasso_scores(Zr, Za, gi, pi, int(lasso_alphas), progress_bar)
         if "cicero" in methods:
@@ -760,195 +564,6 @@ def select_links(links: pd.DataFrame, *, score: str = "score", top_fraction: flo
     return out.reset_index(drop=True)
 
 
-def find_dpags(selected: pd.DataFrame, *, min_peaks: int = 10) -> pd.DataFrame:
-    """Dense peak-associated genes: genes linked to at least ``min_peaks`` selected peaks.
-
-    Returns DataFrame ``gene, n_peaks`` sorted by decreasing ``n_peaks`` (only the DPAGs).
-
-    Parameters
-    ----------
-    selected
-        Selected pairs (:func:`select_links`) with a ``gene`` column.
-    min_peaks
-        Smallest number of selected peaks of a DPAG.
-    """
-    if min_peaks < 1:
-        raise AttuneInputError(f"min_peaks must be >= 1, got {min_peaks}")
-    if "gene" not in selected:
-        raise AttuneInputError("selected links need a 'gene' column")
-    n = selected.groupby("gene", observed=True)["peak"].nunique()
-    n = n[n >= min_peaks].sort_values(ascending=False, kind="stable")
-    return pd.DataFrame({"gene": n.index.astype(str), "n_peaks": n.to_numpy(dtype=int)})
-
-
-# --------------------------------------------------------------------------------------------------
-# DE, overlap, enrichment
-# --------------------------------------------------------------------------------------------------
-def _group_labels(mdata, adata, groupby: str) -> pd.Series:
-    if groupby in adata.obs:
-        return adata.obs[groupby]
-    if groupby in getattr(mdata, "obs", {}):
-        return mdata.obs.loc[adata.obs_names, groupby]
-    raise AttuneInputError(f"groupby {groupby!r} not found in the RNA obs nor mdata.obs")
-
-
-def differential_genes(mdata, *, groupby: str = "cell_type", rna_key: str = "rna", layer: str | None = None,
-                       pval_cutoff: float = 0.01, logfc_cutoff: float = 0.25, method: str = "wilcoxon",
-                       only_positive: bool = False) -> pd.DataFrame:
-    """DE genes per group, one vs rest (scanpy ``rank_genes_groups``; the paper used Seurat's FindAllMarkers).
-
-    Runs on a copy of the RNA modality (log-normalised ``.X`` or ``layer``); nothing is written.
-
-    Parameters
-    ----------
-    mdata
-        MuData with the RNA modality and the groups in ``obs``.
-    groupby
-        obs column with the groups.
-    rna_key
-        RNA modality name.
-    layer
-        RNA layer with log-normalised expression (None: ``.X``).
-    pval_cutoff
-        Largest adjusted p-value kept.
-    logfc_cutoff
-        Smallest absolute log fold change kept.
-    method
-        scanpy ``rank_genes_groups`` test.
-    only_positive
-        Keep only up-regulated genes.
-
-    Returns
-    -------
-    DataFrame ``group, gene, logfc, pval, pval_adj, score`` with ``pval_adj < pval_cutoff`` and
-    ``|logfc| > logfc_cutoff`` (``logfc > logfc_cutoff`` with ``only_positive``).
-    """
-    import anndata as ad
-    import scanpy as sc
-
-    rna = get_modality(mdata, rna_key, role="RNA")
-    labels = _group_labels(mdata, rna, groupby).astype(str)
-    X = rna.X if layer is None else rna.layers.get(layer, None)
-    if X is None:
-        raise AttuneInputError(f"layer {layer!r} not in mdata[{rna_key!r}].layers")
-    tmp = ad.AnnData(X=X, obs=pd.DataFrame({"g": pd.Categorical(labels.to_numpy())}, index=rna.obs_names),
-                     var=pd.DataFrame(index=rna.var_names))
-    tmp.uns["log1p"] = {"base": None}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sc.tl.rank_genes_groups(tmp, "g", method=method, reference="rest", use_raw=False)
-    df = sc.get.rank_genes_groups_df(tmp, group=None)
-    df = df.rename(columns={"names": "gene", "logfoldchanges": "logfc", "pvals": "pval", "pvals_adj": "pval_adj",
-                            "scores": "score"})
-    if "group" not in df:  # a single group
-        df.insert(0, "group", tmp.obs["g"].cat.categories[0])
-    lf = df["logfc"] if only_positive else df["logfc"].abs()
-    keep = (df["pval_adj"] < pval_cutoff) & (lf > logfc_cutoff)
-    return df.loc[keep, ["group", "gene", "logfc", "pval", "pval_adj", "score"]].reset_index(drop=True)
-
-
-def _hypergeom_sf(k: int, M: int, n: int, N: int) -> float:
-    from scipy.stats import hypergeom
-
-    return float(hypergeom.sf(k - 1, M, n, N))
-
-
-def dpag_de_overlap(dpags: Sequence[str] | pd.DataFrame, degs: pd.DataFrame | Sequence[str], *,
-                    universe: Sequence[str]) -> dict:
-    """How many DPAGs are DE (Fig. 3D), with the hypergeometric p-value of the overlap.
-
-    Returns dict ``n_dpags, n_de_dpags, fraction, n_degs, n_universe, expected, pval, de_dpags``.
-
-    Parameters
-    ----------
-    dpags
-        DPAG names or the table of :func:`find_dpags`.
-    degs
-        DE genes: the table of :func:`differential_genes` or names.
-    universe
-        All genes tested (the background of the hypergeometric test).
-    """
-    d = set(map(str, dpags["gene"] if isinstance(dpags, pd.DataFrame) else dpags))
-    g = set(map(str, degs["gene"] if isinstance(degs, pd.DataFrame) else degs))
-    u = set(map(str, universe))
-    d, g = d & u, g & u
-    k = len(d & g)
-    M, n, N = len(u), len(g), len(d)
-    return {"n_dpags": N, "n_de_dpags": k, "fraction": k / N if N else np.nan, "n_degs": n, "n_universe": M,
-            "expected": N * n / M if M else np.nan, "pval": _hypergeom_sf(k, M, n, N) if N and M else np.nan,
-            "de_dpags": sorted(d & g)}
-
-
-def enrichment(genes: Sequence[str], gene_sets: Mapping[str, Sequence[str]], *, universe: Sequence[str],
-               min_size: int = 1, max_size: int | None = None, min_overlap: int = 1) -> pd.DataFrame:
-    """Over-representation of ``genes`` in each gene set (one-sided hypergeometric test, BH adjustment).
-
-    For a set ``S`` (restricted to the universe ``U``) and the query ``Q`` (restricted to ``U``):
-    ``p = P(X >= |Q ∩ S|)``, ``X ~ Hypergeom(|U|, |S|, |Q|)`` (``scipy.stats.hypergeom.sf(k - 1, ...)``);
-    ``padj`` by Benjamini-Hochberg (``statsmodels`` ``fdr_bh``) over the sets tested (those with
-    ``min_size <= |S| <= max_size``).
-
-    Parameters
-    ----------
-    genes
-        Query genes.
-    gene_sets
-        ``{term: genes}``.
-    universe
-        Background genes.
-    min_size
-        Smallest set size tested (within the universe).
-    max_size
-        Largest set size tested (None: no limit).
-    min_overlap
-        Smallest overlap reported.
-
-    Returns
-    -------
-    DataFrame ``term, n_set, n_overlap, n_query, n_universe, expected, fold, pval, padj, genes`` sorted by
-    ``pval`` (terms with ``n_overlap >= min_overlap``; ``padj`` accounts for all tested sets).
-    """
-    from statsmodels.stats.multitest import multipletests
-
-    u = pd.Index(pd.unique(pd.Index(universe).astype(str)))
-    uset = set(u)
-    q = set(map(str, genes)) & uset
-    rows = []
-    for term, members in gene_sets.items():
-        s = set(map(str, members)) & uset
-        if len(s) < min_size or (max_size is not None and len(s) > max_size):
-            continue
-        ov = q & s
-        M, n, N, k = len(uset), len(s), len(q), len(ov)
-        rows.append({"term": term, "n_set": n, "n_overlap": k, "n_query": N, "n_universe": M,
-                     "expected": N * n / M if M else np.nan,
-                     "fold": (k / (N * n / M)) if N and n else np.nan,
-                     "pval": _hypergeom_sf(k, M, n, N) if N and M else 1.0, "genes": ";".join(sorted(ov))})
-    cols = ["term", "n_set", "n_overlap", "n_query", "n_universe", "expected", "fold", "pval", "padj", "genes"]
-    if not rows:
-        return pd.DataFrame(columns=cols)
-    df = pd.DataFrame(rows)
-    df["padj"] = multipletests(df["pval"].to_numpy(), method="fdr_bh")[1]
-    df = df[df["n_overlap"] >= min_overlap].sort_values(["pval", "term"], kind="stable")
-    return df[cols].reset_index(drop=True)
-
-
-def simulated_gene_sets(mdata) -> dict[str, list[str]]:
-    """The simulator's expression programs as gene sets (``uns["truth"]["gene_program"]``).
-
-    Parameters
-    ----------
-    mdata
-        Simulated MuData (:func:`attune_lib.datasets.simulate_multiome`).
-    """
-    truth = getattr(mdata, "uns", {}).get("truth")
-    if not isinstance(truth, Mapping) or "gene_program" not in truth:
-        raise AttuneInputError("mdata.uns['truth']['gene_program'] not found (not a simulated dataset?)")
-    gp = truth["gene_program"]
-    gp = gp[gp["program"].astype(str).str.len() > 0]
-    return {str(p): sorted(map(str, g["gene"])) for p, g in gp.groupby("program", observed=True)}
-
-
 # --------------------------------------------------------------------------------------------------
 # heatmap data (Fig. 3F)
 # --------------------------------------------------------------------------------------------------
@@ -988,7 +603,7 @@ def link_heatmap_data(mdata, links: pd.DataFrame, *, groupby: str = "cell_type",
     """
     rna = get_modality(mdata, rna_key, role="RNA")
     atac = get_modality(mdata, atac_key, role="ATAC")
-    lab = _group_labels(mdata, rna, groupby)
+    lab = group_labels(mdata, rna, groupby)
     groups = list(lab.cat.categories) if isinstance(lab.dtype, pd.CategoricalDtype) else sorted(lab.unique())
     lab = lab.astype(str).to_numpy()
     df = links.head(n_pairs) if n_pairs else links
@@ -999,7 +614,7 @@ def link_heatmap_data(mdata, links: pd.DataFrame, *, groupby: str = "cell_type",
     if (gi < 0).any() or (pi < 0).any():
         raise AttuneInputError("links name genes/peaks absent from the modalities")
     Xr = as_csr(rna.X if rna_layer is None else rna.layers[rna_layer], dtype=np.float64)[:, gi].toarray()
-    Xa_all = _counts_matrix(atac, atac_layer, f"mdata[{atac_key!r}]")
+    Xa_all = aggregation_matrix(atac, atac_layer, f"mdata[{atac_key!r}]")
     tot = np.asarray(Xa_all.sum(1)).ravel()
     Xa = Xa_all[:, pi].toarray() / np.maximum(tot, 1e-12)[:, None] * 1e4
     Xa = np.log1p(Xa)
