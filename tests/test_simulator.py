@@ -3,6 +3,7 @@ visible in the simulated counts (so downstream notebooks/tests can rely on it)."
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -11,7 +12,14 @@ import pytest
 import scipy.sparse as sp
 
 from attune_lib._utils import AttuneInputError
-from attune_lib.datasets._simulate import PCHIC_CELL_TYPES, _jaspar_pfm, simulate_multiome
+from attune_lib.datasets._simulate import (
+    PCHIC_CELL_TYPES,
+    SIMULATOR_PRESETS,
+    Program,
+    jaspar_pfm,
+    simulate_multiome,
+    validate_scenario,
+)
 
 TINY = {"n_cells": 150, "n_genes": 150, "n_peaks": 800}
 
@@ -408,14 +416,14 @@ def test_planted_motifs_scan_above_background(sim_skin_small):
     background = rng.choice(np.setdiff1d(atac.var_names, tf_peak.peak), 200, replace=False)
     bg_seqs = seqs.loc[background].tolist()
     for motif_id, grp in tf_peak.groupby("motif_id"):
-        pfm = _jaspar_pfm(motif_id)
+        pfm = jaspar_pfm(motif_id)
         thr = 0.7 * np.log2(pfm / 0.25).max(0).sum()
         hits_t = (_pwm_max_scores(seqs.loc[grp.peak[:60]].tolist(), pfm) >= thr).mean()
         hits_b = (_pwm_max_scores(bg_seqs, pfm) >= thr).mean()
         assert hits_t > 0.95, motif_id
         assert hits_t > hits_b + 0.3, (motif_id, hits_t, hits_b)
     # the LEF1 motif really is JASPAR 2022 MA0768 (Lef1)
-    pfm = _jaspar_pfm("MA0768.2")
+    pfm = jaspar_pfm("MA0768.2")
     assert pfm.shape[0] == 4 and np.allclose(pfm.sum(0), 1)
 
 
@@ -639,3 +647,41 @@ def test_bad_parameters(kwargs, name):
     preset = kwargs.pop("preset", "pbmc")
     with pytest.raises(AttuneInputError, match=name):
         simulate_multiome(preset, size=kwargs.pop("size", "small"), **kwargs)
+
+
+# ------------------------------------------------------------------ scenario tables
+@pytest.mark.parametrize("name", sorted(SIMULATOR_PRESETS))
+def test_scenarios_are_valid(name):
+    scenario = SIMULATOR_PRESETS[name]
+    assert validate_scenario(scenario) is scenario
+    assert scenario.name == name
+    props = scenario.fate_props if scenario.trajectory else scenario.type_props
+    assert np.isclose(sum(props), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "field"),
+    [
+        ("pbmc", {"type_props": (0.5, 0.5, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0)}, "type_props"),
+        ("pbmc", {"type_props": (0.5, 0.5)}, "type_props"),
+        ("skin", {"fate_props": (0.5, 0.3, 0.3)}, "fate_props"),
+        ("pbmc", {"lineage_of": {"CD14 Mono": "myeloid"}}, "lineage_of"),
+        ("skin", {"type_bounds": ((0.40, "TAC-2"), (0.15, "TAC-1"))}, "type_bounds"),
+        ("skin", {"type_bounds": ((0.15, "TAC-0"), (0.40, "TAC-2"))}, "type_bounds"),
+        ("cortex", {"type_bounds": ((0.25, "RG"), (0.45, "IPC"))}, "fates"),
+        ("pbmc", {"named": {"CD14": "no such program"}}, "named"),
+        ("skin", {"tfs": {"Lef1": ("late", "not-a-jaspar-id", "Lef1")}}, "tfs"),
+        ("pbmc", {"marker_programs": {"Basophil": ("NK",)}}, "marker_programs"),
+        ("skin", {"programs": (Program("IRS", "sig_up", fate="Outer sheath"),)}, "programs"),
+        ("skin", {"programs": (Program("TAC-1", "wave"),)}, "programs"),
+        ("cortex", {"lagging_programs": ("glial",)}, "lagging_programs"),
+        ("cortex", {"gli3": {"gene": "GLI3", "early_tfs": ("SOX9",), "late_tf": "LEF1", "n_early": 6,
+                             "n_late": 6, "lag": 0.1}}, "gli3"),
+        ("pbmc", {"boundary": (0.6, 0.8)}, "boundary"),
+        ("pbmc", {"pchic_map": {"Mon": ("Monocyte",)}}, "pchic_map"),
+    ],
+)
+def test_scenario_validation_names_scenario_and_field(name, change, field):
+    bad = dataclasses.replace(SIMULATOR_PRESETS[name], **change)
+    with pytest.raises(AttuneInputError, match=rf"scenario {name!r}: field {field}\b"):
+        validate_scenario(bad)
