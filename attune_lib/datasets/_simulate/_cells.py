@@ -63,7 +63,12 @@ def rna_boundary_delay(t: np.ndarray, preset: Scenario) -> np.ndarray:
 def simulate_cells(
     spec: Scenario, n: int, n_batches: int, lib_median: float, rng: np.random.Generator
 ) -> dict:
-    """Per-cell quantities of ``n`` cells of scenario ``spec`` (a dict of arrays; see the module docstring).
+    """Per-cell quantities of ``n`` cells of scenario ``spec``.
+
+    A dict: ``n``, and per cell ``t`` (pseudotime; NaN for discrete scenarios), ``fate``, ``ctype``,
+    ``lineage``, ``state`` (per-program state levels), ``jit_mult``/``jit_add`` (per-driver jitter),
+    ``batch``, ``lib`` (library size), ``depth`` (ATAC depth), ``delay`` (extra RNA delay) and
+    ``in_boundary``; ``tf_offset`` is per TF.
 
     Parameters
     ----------
