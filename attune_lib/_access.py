@@ -66,7 +66,7 @@ _ALIASES = {
 _MAX_LOG_VALUE = 25.0
 
 
-def _canonical_state(state: str, *, name: str = "state") -> str:
+def canonical_state(state: str, *, name: str = "state") -> str:
     s = str(state).strip().lower()
     s = _ALIASES.get(s, s)
     if s not in INPUT_STATES:
@@ -158,7 +158,7 @@ def set_input_state(adata, state: str | None = None, *, name: str = "adata", war
     if state is None:
         state, source = detect_input_state(adata.X), "detected"
     else:
-        state, source = _canonical_state(state), "given"
+        state, source = canonical_state(state), "given"
     rec = _record(adata)
     matrices = dict(rec.get("matrices", {}))
     matrices["X"] = state
@@ -171,7 +171,7 @@ def set_input_state(adata, state: str | None = None, *, name: str = "adata", war
 
 def record_layer_state(adata, layer: str | None, state: str) -> None:
     """Record that ``.layers[layer]`` (``.X`` for None) now holds ``state`` values (after a transform)."""
-    state = _canonical_state(state)
+    state = canonical_state(state)
     rec = _record(adata)
     matrices = dict(rec.get("matrices", {}))
     matrices["X" if layer is None else str(layer)] = state

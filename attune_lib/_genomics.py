@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ._utils import AttuneInputError, get_modality
+from ._utils import AttuneInputError, get_modality, renamed_kwargs
 
 __all__ = ["chrom_with_prefix", "gene_coords", "gene_peak_pairs", "peak_coords", "reindex_var", "window_pairs"]
 
@@ -131,7 +131,8 @@ def window_pairs(genes_var: pd.DataFrame, peaks_var: pd.DataFrame, window_bp: fl
     return gi, pi, np.abs(mid[pi] - tss[gi])
 
 
-def gene_peak_pairs(mdata, *, window_bp: float = 1_200_000, rna_key: str = "rna", atac_key: str = "atac",
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
+def gene_peak_pairs(mdata, *, window_bp: float = 1_200_000, rna_mod: str = "rna", atac_mod: str = "atac",
                     genes: Sequence[str] | None = None, peaks: Sequence[str] | None = None) -> pd.DataFrame:
     """Candidate pairs: every annotated gene with every peak whose midpoint is within ``window_bp`` of its TSS.
 
@@ -144,21 +145,21 @@ def gene_peak_pairs(mdata, *, window_bp: float = 1_200_000, rna_key: str = "rna"
         Half-width of the window around the TSS (1.2 Mb in the paper).
     genes, peaks
         Feature order to index into (default: the modalities' ``var_names``).
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
 
     Returns
     -------
     DataFrame ``gene, peak, distance, gene_idx, peak_idx`` (gene-major; indices into ``genes``/``peaks``).
     """
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    atac = get_modality(mdata, atac_mod, role="ATAC")
     if window_bp is not None and not window_bp > 0:
         raise AttuneInputError(f"window_bp must be > 0, got {window_bp}")
-    gvar = rna.var if genes is None else reindex_var(rna.var, genes, f"mdata[{rna_key!r}].var")
-    pvar = atac.var if peaks is None else reindex_var(atac.var, peaks, f"mdata[{atac_key!r}].var")
+    gvar = rna.var if genes is None else reindex_var(rna.var, genes, f"mdata[{rna_mod!r}].var")
+    pvar = atac.var if peaks is None else reindex_var(atac.var, peaks, f"mdata[{atac_mod!r}].var")
     gi, pi, d = window_pairs(gvar, pvar, window_bp)
     return pd.DataFrame({"gene": gvar.index.to_numpy()[gi].astype(str), "peak": pvar.index.to_numpy()[pi].astype(str),
                          "distance": d.astype(np.int64), "gene_idx": gi, "peak_idx": pi})

@@ -71,11 +71,12 @@ def notebook_datasets(notebook: str | os.PathLike) -> list[str]:
     notebook
         Notebook path, name, stem or unique prefix.
     """
-    from .datasets import available_datasets, get_manifest
+    from .datasets import get_manifest, list_datasets
 
     nb = resolve_notebook(str(notebook))
     names = []
-    for name in available_datasets():
+    table = list_datasets()
+    for name in table.loc[table["loadable"], "name"]:
         if name.startswith("simulated"):
             names.append(name)
             continue

@@ -386,7 +386,7 @@ def run_port(md, seed: int, args, *, origmode: bool = False, lr_end: float | Non
 
     torch.set_num_threads(args.threads)
     Attune.setup_mudata(md)  # .X of both modalities: what the hand-off gave the original
-    model = Attune(md, seed=seed, dropout=PAPER["drop_rate"], temperature=PAPER["temperature"])
+    model = Attune(md, seed=seed, dropout_rate=PAPER["drop_rate"], temperature=PAPER["temperature"])
     if origmode:
         _freeze_norm_and_dropout(model.module)
     rna, atac = [], []
@@ -408,7 +408,7 @@ def score(rna, atac, md, ct_key: str, seed: int = 0) -> dict[str, float]:
     import attune_lib as al
 
     ct = md.mod["rna"].obs[ct_key].astype(str).to_numpy()
-    out = al.metrics.integration_metrics(rna, atac, ct, rna_ref=md.mod["rna"].obsm["X_pca"],
+    out = al.metrics.integration_metrics_from_embeddings(rna, atac, ct, rna_ref=md.mod["rna"].obsm["X_pca"],
                                          atac_ref=md.mod["atac"].obsm["X_lsi"], seed=seed)
     out["map_rna"] = al.metrics.mean_average_precision(rna, ct)
     out["map_atac"] = al.metrics.mean_average_precision(atac, ct)

@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from attune_lib._utils import AttuneInputError
+from attune_lib.datasets import list_datasets
 from attune_lib.datasets._fetch import (
     ChecksumMismatchError,
     DataNotAvailableError,
     cache_dir,
     fetch,
-    list_datasets,
 )
 from attune_lib.datasets._manifest import (
     get_manifest,
@@ -147,6 +147,10 @@ def test_list_datasets(shared_cache, tmp_path, monkeypatch):
     assert row.loc["attune_release", "n_files"] == 14
     assert not row.loc["pbmc10k_attune", "cached"]
     assert row.loc["simulated", "cached"]
+    # loadable: what load_dataset / --dataset accept; resources (annotations, motifs) are not
+    assert row.loc["simulated", "loadable"] and row.loc["simulated_skin", "loadable"]
+    assert row.loc["pbmc1k_muon", "loadable"] and not row.loc["jaspar2022", "loadable"]
+    assert not row.loc["hg38_annotation", "loadable"]
     monkeypatch.setenv("ATTUNE_DATA_DIR", str(tmp_path))
     row = list_datasets().set_index("name")
     assert not row.loc["pbmc1k_muon", "cached"]
@@ -598,7 +602,8 @@ def test_manifest_notebooks_exist(repo_root):
     """Every notebook a manifest names is a real notebook in notebooks/."""
     from attune_lib.datasets import get_manifest, list_datasets
 
-    for name in list_datasets()["name"]:
+    table = list_datasets()
+    for name in table.loc[~table["name"].str.startswith("simulated_"), "name"]:  # presets share one manifest
         for nb in get_manifest(name).notebooks:
             assert (repo_root / "notebooks" / nb).exists(), f"data_manifests/{name}.yaml names missing notebook {nb}"
 

@@ -260,7 +260,7 @@ def test_uniformity_closed_forms():
 def test_integration_metrics_keys_and_ranges():
     rna, atac, ct = _blobs()
     rng = np.random.default_rng(0)
-    out = M.integration_metrics(rna, atac, ct, rna_ref=rna + rng.normal(size=rna.shape),
+    out = M.integration_metrics_from_embeddings(rna, atac, ct, rna_ref=rna + rng.normal(size=rna.shape),
                                 atac_ref=atac[:, :5], neighbor_frac=0.05)
     assert set(out) == {"map", "asw", "nc", "sas", "asw_batch", "gc", "foscttm", "alignment",
                         "uniformity"}
@@ -269,21 +269,34 @@ def test_integration_metrics_keys_and_ranges():
     assert out["map"] > 0.95 and out["gc"] == pytest.approx(1.0)
     assert out["foscttm"] < 0.3
     # per-row labels (2N) give the same numbers
-    out2 = M.integration_metrics(rna, atac, np.concatenate([ct, ct]),
+    out2 = M.integration_metrics_from_embeddings(rna, atac, np.concatenate([ct, ct]),
                                  rna_ref=rna + rng.normal(size=rna.shape), atac_ref=atac[:, :5],
                                  neighbor_frac=0.05)
     assert out2["map"] == out["map"] and out2["asw"] == out["asw"]
-    no_ref = M.integration_metrics(rna, atac, ct)
+    no_ref = M.integration_metrics_from_embeddings(rna, atac, ct)
     assert np.isnan(no_ref["nc"])
     with pytest.raises(AttuneInputError, match="rna_ref"):
-        M.integration_metrics(rna, atac, ct, rna_ref=rna)
+        M.integration_metrics_from_embeddings(rna, atac, ct, rna_ref=rna)
     with pytest.raises(AttuneInputError, match="cell_type"):
-        M.integration_metrics(rna, atac, ct[:5])
+        M.integration_metrics_from_embeddings(rna, atac, ct[:5])
     with pytest.raises(AttuneInputError, match="same width"):
-        M.integration_metrics(rna, atac[:, :3], ct)
+        M.integration_metrics_from_embeddings(rna, atac[:, :3], ct)
 
 
-def test_compute_integration_metrics_mudata():
+def test_integration_metrics_old_names_still_work():
+    """The array form under the old name and compute_integration_metrics answer the same, with a FutureWarning."""
+    rng = np.random.default_rng(0)
+    rna, atac = rng.normal(size=(40, 5)), rng.normal(size=(40, 5))
+    ct = np.repeat(["a", "b"], 20)
+    new = M.integration_metrics_from_embeddings(rna, atac, ct)
+    with pytest.warns(FutureWarning, match="integration_metrics_from_embeddings"):
+        old = M.integration_metrics(rna, atac, ct)
+    assert old == pytest.approx(new, nan_ok=True)
+    with pytest.raises(AttuneInputError, match="MuData first"):
+        M.integration_metrics(rna)
+
+
+def test_integration_metrics_mudata():
     rna_e, atac_e, ct = _blobs(n_per=20)
     n = ct.size
     names = [f"c{i}" for i in range(n)]
@@ -297,15 +310,15 @@ def test_compute_integration_metrics_mudata():
         warnings.simplefilter("ignore", FutureWarning)
         m = md.MuData({"rna": rna, "atac": atac})
     m.obs["cell_type"] = pd.Categorical(ct)
-    out = M.compute_integration_metrics(m, neighbor_frac=0.05)
-    ref = M.integration_metrics(rna_e, atac_e, ct, rna_ref=rna_e[:, :4], atac_ref=atac_e[:, :6],
-                                neighbor_frac=0.05)
+    out = M.integration_metrics(m, neighbor_frac=0.05)
+    ref = M.integration_metrics_from_embeddings(rna_e, atac_e, ct, rna_ref=rna_e[:, :4], atac_ref=atac_e[:, :6],
+                                                neighbor_frac=0.05)
     assert out == pytest.approx(ref)
     with pytest.raises(AttuneInputError, match="'X_missing'"):
-        M.compute_integration_metrics(m, rna_key="X_missing")
+        M.integration_metrics(m, rna_key="X_missing")
     with pytest.raises(AttuneInputError, match="'celltype'"):
-        M.compute_integration_metrics(m, cell_type_key="celltype")
-    assert np.isnan(M.compute_integration_metrics(m, rna_ref_key="nope")["nc"])
+        M.integration_metrics(m, cell_type_key="celltype")
+    assert np.isnan(M.integration_metrics(m, rna_ref_key="nope")["nc"])
 
 
 def test_summarize_scores_arithmetic():
@@ -407,7 +420,7 @@ def test_metrics_on_preprocessed_simulation(sim_small):
     rna, atac = m["rna"], m["atac"]
     rna.obsm["X_attune_rna"] = rna.obsm["X_pca"]
     atac.obsm["X_attune_atac"] = atac.obsm["X_lsi"]
-    out = M.compute_integration_metrics(m)
+    out = M.integration_metrics(m)
     for key in ("map", "asw", "nc", "sas", "asw_batch", "gc"):
         assert 0 <= out[key] <= 1, key
     # the references are the embeddings themselves: neighbourhoods fully conserved

@@ -387,7 +387,7 @@ def test_preprocess_rejects_unpaired_and_bad_keys():
     with pytest.raises(AttuneInputError, match="batch_key"):
         pp.preprocess(m2, batch_key="nope")
     with pytest.raises(AttuneInputError, match="'protein'"):
-        pp.preprocess(m2, atac_key="protein")
+        pp.preprocess(m2, atac_mod="protein")
     with pytest.raises(AttuneInputError, match="left after filtering"):
         pp.preprocess(m2, peak_min_cells=10_000)
     assert m2["rna"].n_vars == 200 and not m2["rna"].layers and not m2["atac"].layers

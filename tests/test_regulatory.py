@@ -104,7 +104,7 @@ def _small_module(dtype=torch.float64, n_heads: int = 2, n_layers: int = 1, drop
     rt = AffineTokens(torch.randn(G, d), torch.randn(G, d))
     at = AffineTokens(torch.randn(P, d), torch.randn(P, d))
     mod = RegulatoryDecoderModule(rt, at, pat, n_hidden=d, n_heads=n_heads, n_layers=n_layers, d_ff=32,
-                                  dropout=dropout).to(dtype)
+                                  dropout_rate=dropout).to(dtype)
     X = {"rna": torch.rand(4, G, dtype=dtype), "atac": (torch.rand(4, P) > 0.6).to(dtype)}
     return mod, X
 

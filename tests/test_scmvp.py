@@ -406,7 +406,7 @@ def test_preset_errors():
     with pytest.raises(AttuneInputError, match="layer 'counts'"):
         apply_preset(m, "sci-car", rna_layer="counts")
     with pytest.raises(AttuneInputError, match="modality 'protein'"):
-        apply_preset(m, "sci-car", atac_key="protein")
+        apply_preset(m, "sci-car", atac_mod="protein")
     assert m["rna"].n_obs == 20  # nothing was written
 
 
@@ -420,7 +420,7 @@ def test_bad_inputs_name_the_field():
     with pytest.raises(AttuneInputError, match="layer 'tfidf'.*'atac'"):
         ScMVP.setup_mudata(m, atac_layer="tfidf")
     with pytest.raises(AttuneInputError, match="modality 'ATAC'|modality 'acc'"):
-        ScMVP.setup_mudata(m, atac_key="acc")
+        ScMVP.setup_mudata(m, atac_mod="acc")
     bad = m["rna"].layers["counts"].copy()
     bad.data[3] = np.nan
     m["rna"].layers["counts"] = bad

@@ -1,6 +1,6 @@
 """Datasets: manifests resolved through pooch, readers returning MuData, and the multiome simulator."""
 
-from ._fetch import ChecksumMismatchError, DataNotAvailableError, cache_dir, fetch, is_offline, list_datasets
+from ._fetch import ChecksumMismatchError, DataNotAvailableError, cache_dir, fetch, is_offline
 from ._manifest import get_manifest, load_manifest, manifest_dir
 from ._readers import (
     annotate_genes,
@@ -27,13 +27,14 @@ from ._real import (
     read_gmt,
     share_tac,
 )
-from ._presets import PRESETS, apply_preset
+from ._presets import FILTER_PRESETS, apply_preset
 from ._read import check_genome_fit, describe, normalize_chrom_names, normalize_genome, read, read_10x_mtx_folder
-from ._registry import available_datasets, load_dataset
-from ._simulate import simulate_multiome
+from ._registry import available_datasets, list_datasets, load_dataset
+from ._simulate import SIMULATOR_PRESETS, simulate_multiome
 
 __all__ = [
-    "PRESETS",
+    "FILTER_PRESETS",
+    "SIMULATOR_PRESETS",
     "apply_preset",
     "ChecksumMismatchError",
     "DataNotAvailableError",
@@ -75,3 +76,15 @@ __all__ = [
     "simulate_multiome",
     "write_h5mu",
 ]
+
+
+def __getattr__(name):
+    # Old names kept for one release.
+    if name == "PRESETS":
+        import warnings
+
+        warnings.warn("attune_lib.datasets.PRESETS was renamed FILTER_PRESETS (the scMVP paper's cell and feature "
+                      "filters; the simulator's presets are attune_lib.datasets.SIMULATOR_PRESETS)", FutureWarning,
+                      stacklevel=2)
+        return FILTER_PRESETS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ __all__ = [
     "fetch",
     "fetch_file",
     "is_offline",
-    "list_datasets",
+    "cache_table",
     "package_resource",
 ]
 
@@ -397,8 +397,8 @@ def _is_cached(m: Manifest, root: Path) -> bool:
     return True
 
 
-def list_datasets():
-    """Table of all datasets with whether their required files are already in the cache.
+def cache_table():
+    """Table of all manifests with whether their required files are already in the cache.
 
     ``cached`` checks presence and size only (no hashing; :func:`~attune_lib.datasets.fetch`
     verifies checksums). Simulated data is always available; packaged data is available when the

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .._utils import AttuneInputError, check_values, get_modality
+from .._utils import AttuneInputError, check_values, get_modality, renamed_kwargs
 
 logger = logging.getLogger("attune_lib")
 
-__all__ = ["PRESETS", "PresetFilter", "apply_preset"]
+__all__ = ["FILTER_PRESETS", "PresetFilter", "apply_preset"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class PresetFilter:
     coassay_only: bool = True
 
 
-PRESETS: dict[str, PresetFilter] = {
+FILTER_PRESETS: dict[str, PresetFilter] = {
     "sci-car": PresetFilter(),
     "paired-seq": PresetFilter(max_cells_per_peak=336),
     "snare-seq": PresetFilter(),
@@ -56,10 +56,10 @@ _ALIASES = {
 
 def _resolve_preset(preset: str) -> str:
     if not isinstance(preset, str):
-        raise AttuneInputError(f"preset must be a string, one of {sorted(PRESETS)}; got {preset!r}")
+        raise AttuneInputError(f"preset must be a string, one of {sorted(FILTER_PRESETS)}; got {preset!r}")
     key = _ALIASES.get(preset.strip().lower())
     if key is None:
-        raise AttuneInputError(f"unknown preset {preset!r}; available presets: {sorted(PRESETS)}")
+        raise AttuneInputError(f"unknown preset {preset!r}; available presets: {sorted(FILTER_PRESETS)}")
     return key
 
 
@@ -91,12 +91,13 @@ def _detected_per_col(X) -> np.ndarray:
     return (np.asarray(X) > 0).sum(axis=0)
 
 
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def apply_preset(
     mdata,
     preset: str,
     *,
-    rna_key: str = "rna",
-    atac_key: str = "atac",
+    rna_mod: str = "rna",
+    atac_mod: str = "atac",
     rna_layer: str | None = "auto",
     atac_layer: str | None = "auto",
 ) -> dict[str, int | str]:
@@ -112,7 +113,7 @@ def apply_preset(
     preset
         ``"sci-car"``, ``"paired-seq"`` or ``"snare-seq"`` (see the module docstring; ``_`` and
         case variants such as ``"sciCAR"`` or ``"paired_seq"`` are accepted).
-    rna_key, atac_key
+    rna_mod, atac_mod
         Modality names.
     rna_layer, atac_layer
         Matrices used to count detected features/cells: ``"auto"`` (``.layers["counts"]`` when
@@ -128,14 +129,14 @@ def apply_preset(
         ``peaks_removed``, ``n_cells``, ``n_genes``, ``n_peaks``.
     """
     name = _resolve_preset(preset)
-    cfg = PRESETS[name]
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
-    X, x_name = _matrix(rna, rna_layer, modality=rna_key)
-    Y, y_name = _matrix(atac, atac_layer, modality=atac_key)
+    cfg = FILTER_PRESETS[name]
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    atac = get_modality(mdata, atac_mod, role="ATAC")
+    X, x_name = _matrix(rna, rna_layer, modality=rna_mod)
+    Y, y_name = _matrix(atac, atac_layer, modality=atac_mod)
     check_values(X, name=x_name)
     check_values(Y, name=y_name)
-    for ad_, key in ((rna, rna_key), (atac, atac_key)):
+    for ad_, key in ((rna, rna_mod), (atac, atac_mod)):
         if not ad_.obs_names.is_unique:
             raise AttuneInputError(f"mdata[{key!r}].obs_names has duplicated cell names")
 
@@ -178,8 +179,8 @@ def apply_preset(
     cells = common[keep_cells]
     new_rna = rna[rna.obs_names.get_indexer(cells)][:, np.flatnonzero(keep_genes)].copy()
     new_atac = atac[atac.obs_names.get_indexer(cells)][:, np.flatnonzero(keep_peaks)].copy()
-    mdata.mod[rna_key] = new_rna
-    mdata.mod[atac_key] = new_atac
+    mdata.mod[rna_mod] = new_rna
+    mdata.mod[atac_mod] = new_atac
     mdata.update()
 
     report: dict[str, int | str] = {

@@ -33,11 +33,11 @@ import scipy.sparse as sp
 from .._access import set_input_state
 from .._utils import AttuneInputError, examples
 from ._readers import (
-    _read_mtx,
     build_mudata,
     read_10x_multiome_h5,
     read_h5ad_pair,
     read_h5mu,
+    read_mtx_files,
     read_mtx_multiome,
 )
 
@@ -161,7 +161,7 @@ def read_10x_mtx_folder(path: str | os.PathLike, *, make_unique: bool = True):
         raise AttuneInputError(
             f"{files['features']}: expected the columns id, name, feature_type (found {feats.shape[1]} column(s)); "
             "a gene-expression-only folder has no peaks")
-    M = _read_mtx(files["matrix"])
+    M = read_mtx_files(files["matrix"])
     n_feat, n_cells = len(feats), len(barcodes)
     if M.shape == (n_feat, n_cells):
         X = sp.csr_matrix(M.T)
@@ -255,7 +255,7 @@ def _read_mtx_pair(found: dict[str, Path]):
     n_cells = len(read_names(found["cells"], what="cell barcodes"))
     n_genes = len(read_names(found["genes"], what="gene names"))
     n_peaks = len(read_names(found["peaks"], what="peak names"))
-    shapes = {p: _read_mtx(p).shape for p in found["mtx"]}
+    shapes = {p: read_mtx_files(p).shape for p in found["mtx"]}
     rna = [p for p, s in shapes.items() if s in ((n_cells, n_genes), (n_genes, n_cells))]
     atac = [p for p, s in shapes.items() if s in ((n_cells, n_peaks), (n_peaks, n_cells))]
     if len(rna) != 1 or len(atac) != 1 or rna[0] == atac[0]:
@@ -477,11 +477,11 @@ def read(
         states = {m: input_state.get(m) for m in ("rna", "atac")}
     else:
         states = {"rna": input_state, "atac": input_state}
-    from .._access import _canonical_state
+    from .._access import canonical_state
 
     for m, s in states.items():  # validate before reading anything
         if s is not None:
-            states[m] = _canonical_state(s, name=f"input_state[{m!r}]")
+            states[m] = canonical_state(s, name=f"input_state[{m!r}]")
     mdata, layout = _dispatch(path, intersect)
     rna, atac = mdata["rna"], mdata["atac"]
     if genome is None:

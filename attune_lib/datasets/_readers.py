@@ -578,7 +578,7 @@ def read_names(source, *, what: str = "names") -> pd.Index:
     return pd.Index(values, dtype=object)
 
 
-def _read_mtx(path) -> sp.csr_matrix:
+def read_mtx_files(path) -> sp.csr_matrix:
     import scipy.io
 
     path = _require_file(path, "MatrixMarket file")
@@ -626,7 +626,7 @@ def read_mtx_multiome(
         "atac": read_names(peaks, what="peak names"),
     }
     files = {"rna": Path(rna_mtx), "atac": Path(atac_mtx)}
-    mats = {k: _read_mtx(p) for k, p in files.items()}
+    mats = {k: read_mtx_files(p) for k, p in files.items()}
     n = len(cells)
 
     def orientation(key):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._utils import AttuneInputError
 
-__all__ = ["load_dataset", "available_datasets"]
+__all__ = ["load_dataset", "list_datasets", "available_datasets"]
 
 # name -> (description, loader factory); simulator presets need no network.
 _SIMULATED = {
@@ -15,10 +15,46 @@ _SIMULATED = {
 }
 
 
+#: Registered real datasets that :func:`load_dataset` (and the runner's ``--dataset``) can open as a MuData.
+#: The other manifests are resources (annotations, motifs, genomes, PCHi-C, released scores).
+_REAL = ("pbmc1k_muon", "pbmc300_scpoem", "pbmc10k_attune", "pbmc10k_glue", "share_tac", "cortex_trevino")
+
+
+def list_datasets():
+    """Every registered dataset: one row per manifest, plus the simulator's presets.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``name``, ``title``, ``kind``, ``organism``, ``genome``, ``n_files``, ``cached`` (files
+        present in the cache; presence and size only, :func:`~attune_lib.datasets.fetch` verifies checksums)
+        and ``loadable``: whether :func:`load_dataset` and ``attune-companion run --dataset`` accept the name
+        (resources such as annotations or motif tables are not loadable as a MuData).
+    """
+    import pandas as pd
+
+    from ._fetch import cache_table
+
+    df = cache_table()
+    presets = pd.DataFrame([{"name": name, "title": f"Simulated paired multiome, {preset} preset", "kind": "simulator",
+                             "organism": "synthetic", "genome": None, "n_files": 0, "cached": True}
+                            for name, preset in _SIMULATED.items() if name != "simulated"])
+    df = pd.concat([df, presets], ignore_index=True) if len(presets) else df
+    df["loadable"] = df["name"].isin([*_SIMULATED, *_REAL])
+    return df
+
+
 def available_datasets() -> list[str]:
-    """Names accepted by :func:`load_dataset`."""
-    return [*_SIMULATED, "pbmc1k_muon", "pbmc300_scpoem", "pbmc10k_attune", "pbmc10k_glue", "share_tac",
-            "cortex_trevino"]
+    """Names accepted by :func:`load_dataset` (deprecated: use ``list_datasets().query("loadable")``)."""
+    import warnings
+
+    warnings.warn("available_datasets() is deprecated; use list_datasets(), whose 'loadable' column marks the "
+                  "names load_dataset accepts", FutureWarning, stacklevel=2)
+    return _loadable()
+
+
+def _loadable() -> list[str]:
+    return [*_SIMULATED, *_REAL]
 
 
 def load_dataset(name: str = "simulated", *, preset: str | None = None, small: bool = True, seed: int = 0,
@@ -64,5 +100,5 @@ def load_dataset(name: str = "simulated", *, preset: str | None = None, small: b
 
             return read(name, **kwargs)
         raise AttuneInputError(f"dataset={name!r} is neither a known dataset nor an existing path; choose one of "
-                               f"{available_datasets()} or pass a file/folder (see attune_lib.datasets.read)")
+                               f"{_loadable()} or pass a file/folder (see attune_lib.datasets.read)")
     return loaders[name]()

@@ -39,6 +39,7 @@ __all__ = [
     "alignment",
     "uniformity",
     "integration_metrics",
+    "integration_metrics_from_embeddings",
     "compute_integration_metrics",
     "summarize_scores",
     "BIO_METRICS",
@@ -54,7 +55,7 @@ MIXING_METRICS = ("sas", "asw_batch", "gc")
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-def _emb(x, name: str) -> np.ndarray:
+def as_embedding(x, name: str) -> np.ndarray:
     if sp.issparse(x):
         x = x.toarray()
     x = np.asarray(x)
@@ -64,7 +65,7 @@ def _emb(x, name: str) -> np.ndarray:
     return x.astype(np.float64, copy=False)
 
 
-def _labels(y, n: int, name: str) -> np.ndarray:
+def as_labels(y, n: int, name: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise AttuneInputError(f"{name} must be 1-D with {n} entries, got shape {y.shape}")
@@ -74,18 +75,18 @@ def _labels(y, n: int, name: str) -> np.ndarray:
     return y
 
 
-def _check_frac(neighbor_frac: float) -> float:
+def check_frac(neighbor_frac: float) -> float:
     if not (0 < float(neighbor_frac) <= 1):
         raise AttuneInputError(f"neighbor_frac must be in (0, 1], got {neighbor_frac!r}")
     return float(neighbor_frac)
 
 
-def _n_neighbors(n: int, neighbor_frac: float) -> int:
+def n_neighbors_for(n: int, neighbor_frac: float) -> int:
     """GLUE's ``k = max(round(neighbor_frac * n), 1)``."""
     return max(int(round(n * neighbor_frac)), 1)
 
 
-def _knn_indices(x: np.ndarray, k: int) -> np.ndarray:
+def knn_indices(x: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` nearest other cells (self excluded), nearest first."""
     k = min(k, x.shape[0] - 1)
     if k < 1:
@@ -119,13 +120,13 @@ def mean_average_precision(x, y, *, neighbor_frac: float = 0.01) -> float:
     -------
     float
     """
-    x = _emb(x, "x")
-    y = _labels(y, x.shape[0], "y")
-    k = _n_neighbors(x.shape[0], _check_frac(neighbor_frac))
-    return _map_from_knn(_knn_indices(x, k), y)
+    x = as_embedding(x, "x")
+    y = as_labels(y, x.shape[0], "y")
+    k = n_neighbors_for(x.shape[0], check_frac(neighbor_frac))
+    return map_from_knn(knn_indices(x, k), y)
 
 
-def _map_from_knn(nni: np.ndarray, y: np.ndarray) -> float:
+def map_from_knn(nni: np.ndarray, y: np.ndarray) -> float:
     """MAP of the labels ``y`` over precomputed neighbour indices (so several labelings share one kNN)."""
     match = y[nni] == y[:, None]
     precision_at = np.cumsum(match, axis=1) / np.arange(1, match.shape[1] + 1)
@@ -149,8 +150,8 @@ def avg_silhouette_width(x, y) -> float:
     -------
     float in [0, 1]
     """
-    x = _emb(x, "x")
-    y = _labels(y, x.shape[0], "y")
+    x = as_embedding(x, "x")
+    y = as_labels(y, x.shape[0], "y")
     n_labels = np.unique(y).size
     if not 2 <= n_labels <= x.shape[0] - 1:
         raise AttuneInputError(
@@ -184,14 +185,14 @@ def neighbor_conservation(x, y, batch, *, neighbor_frac: float = 0.01) -> float:
     -------
     float in [0, 1]
     """
-    x = _emb(x, "x")
-    y = _emb(y, "y")
+    x = as_embedding(x, "x")
+    y = as_embedding(y, "y")
     if y.shape[0] != x.shape[0]:
         raise AttuneInputError(
             f"x and y must have the same cells, got {x.shape[0]} and {y.shape[0]}"
         )
-    batch = _labels(batch, x.shape[0], "batch")
-    k = _n_neighbors(x.shape[0], _check_frac(neighbor_frac))
+    batch = as_labels(batch, x.shape[0], "batch")
+    k = n_neighbors_for(x.shape[0], check_frac(neighbor_frac))
     per_batch = []
     for b in np.unique(batch):
         mask = batch == b
@@ -239,8 +240,8 @@ def graph_connectivity(x, y, *, n_neighbors: int = 15, seed: int = 0) -> float:
     import anndata as ad
     import scanpy as sc
 
-    x = _emb(x, "x")
-    y = _labels(y, x.shape[0], "y")
+    x = as_embedding(x, "x")
+    y = as_labels(y, x.shape[0], "y")
     if isinstance(n_neighbors, bool) or int(n_neighbors) < 2:
         raise AttuneInputError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}")
     n_neighbors = min(int(n_neighbors), x.shape[0])
@@ -293,9 +294,9 @@ def seurat_alignment_score(
     -------
     float, 1 for perfect mixing, 0 for complete separation.
     """
-    x = _emb(x, "x")
-    y = _labels(y, x.shape[0], "y")
-    neighbor_frac = _check_frac(neighbor_frac)
+    x = as_embedding(x, "x")
+    y = as_labels(y, x.shape[0], "y")
+    neighbor_frac = check_frac(neighbor_frac)
     if isinstance(n_repeats, bool) or int(n_repeats) < 1:
         raise AttuneInputError(f"n_repeats must be a positive integer, got {n_repeats!r}")
     groups = [np.flatnonzero(y == u) for u in np.unique(y)]
@@ -307,8 +308,8 @@ def seurat_alignment_score(
     scores = []
     for _ in range(int(n_repeats)):
         sub = np.concatenate([rng.choice(g, min_size, replace=False) for g in groups])
-        k = _n_neighbors(sub.size, neighbor_frac)
-        nni = _knn_indices(x[sub], k)
+        k = n_neighbors_for(sub.size, neighbor_frac)
+        nni = knn_indices(x[sub], k)
         k = nni.shape[1]
         same = (y[sub][nni] == y[sub][:, None]).sum(axis=1).mean()
         scores.append(min((k - same) * m / (k * (m - 1)), 1.0))
@@ -334,9 +335,9 @@ def avg_silhouette_width_batch(x, batch, celltype) -> float:
     -------
     float in [0, 1]
     """
-    x = _emb(x, "x")
-    batch = _labels(batch, x.shape[0], "batch")
-    celltype = _labels(celltype, x.shape[0], "celltype")
+    x = as_embedding(x, "x")
+    batch = as_labels(batch, x.shape[0], "batch")
+    celltype = as_labels(celltype, x.shape[0], "celltype")
     per_type = []
     for t in np.unique(celltype):
         mask = celltype == t
@@ -375,8 +376,8 @@ def foscttm(x, y, *, reduce: str = "mean", chunk_size: int = 1024):
     -------
     float or tuple of two arrays
     """
-    x = _emb(x, "x")
-    y = _emb(y, "y")
+    x = as_embedding(x, "x")
+    y = as_embedding(y, "y")
     if x.shape != y.shape:
         raise AttuneInputError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
     if reduce not in ("mean", "none"):
@@ -432,8 +433,8 @@ def alignment(x, y) -> float:
     -------
     float in [0, 4]
     """
-    x = _emb(x, "x")
-    y = _emb(y, "y")
+    x = as_embedding(x, "x")
+    y = as_embedding(y, "y")
     if x.shape != y.shape:
         raise AttuneInputError(f"x and y must have the same shape, got {x.shape} and {y.shape}")
     return float(np.mean(np.sum((_l2n(x) - _l2n(y)) ** 2, axis=1)))
@@ -472,7 +473,7 @@ def uniformity(
     -------
     float
     """
-    z = _l2n(_emb(z, "z"))
+    z = _l2n(as_embedding(z, "z"))
     n = z.shape[0]
     if n < 2:
         raise AttuneInputError("uniformity needs at least 2 cells")
@@ -502,12 +503,12 @@ def uniformity(
 # --------------------------------------------------------------------------------------------
 # all together
 # --------------------------------------------------------------------------------------------
-def _pad(a: np.ndarray, width: int) -> np.ndarray:
+def pad_columns(a: np.ndarray, width: int) -> np.ndarray:
     return a if a.shape[1] == width else np.hstack([a, np.zeros((a.shape[0], width - a.shape[1]))])
 
 
 @renamed_kwargs(random_state="seed")
-def integration_metrics(
+def integration_metrics_from_embeddings(
     rna_emb,
     atac_emb,
     cell_type,
@@ -553,8 +554,8 @@ def integration_metrics(
         mixing), ``foscttm``, ``alignment``, ``uniformity`` (mean of the per-modality
         uniformities, as in Wang & Isola's code).
     """
-    rna = _emb(rna_emb, "rna_emb")
-    atac = _emb(atac_emb, "atac_emb")
+    rna = as_embedding(rna_emb, "rna_emb")
+    atac = as_embedding(atac_emb, "atac_emb")
     if rna.shape[1] != atac.shape[1]:
         raise AttuneInputError(
             f"rna_emb and atac_emb must have the same width, got {rna.shape[1]} and {atac.shape[1]}"
@@ -567,19 +568,19 @@ def integration_metrics(
     ct = np.asarray(cell_type)
     if paired and ct.ndim == 1 and ct.shape[0] == n_rna:
         ct = np.concatenate([ct, ct])
-    ct = _labels(ct, n_rna + n_atac, "cell_type")
+    ct = as_labels(ct, n_rna + n_atac, "cell_type")
     refs = None
     if (rna_ref is None) != (atac_ref is None):
         raise AttuneInputError("give both rna_ref and atac_ref (or neither) for NC")
     if rna_ref is not None:
-        r_ref, a_ref = _emb(rna_ref, "rna_ref"), _emb(atac_ref, "atac_ref")
+        r_ref, a_ref = as_embedding(rna_ref, "rna_ref"), as_embedding(atac_ref, "atac_ref")
         if r_ref.shape[0] != n_rna or a_ref.shape[0] != n_atac:
             raise AttuneInputError(
                 f"rna_ref/atac_ref must have {n_rna}/{n_atac} rows, got "
                 f"{r_ref.shape[0]}/{a_ref.shape[0]}"
             )
         width = max(r_ref.shape[1], a_ref.shape[1])
-        refs = np.vstack([_pad(r_ref, width), _pad(a_ref, width)])
+        refs = np.vstack([pad_columns(r_ref, width), pad_columns(a_ref, width)])
     x = np.vstack([rna, atac])
     modality = np.array(["rna"] * n_rna + ["atac"] * n_atac)
     out: dict[str, float] = {}
@@ -615,9 +616,9 @@ def _obsm_or_mdata(mdata, mod_key: str, key: str, what: str) -> np.ndarray:
     )
 
 
-def compute_integration_metrics(
+def integration_metrics(
     mdata,
-    *,
+    *legacy_args,
     rna_key: str = "X_attune_rna",
     atac_key: str = "X_attune_atac",
     cell_type_key: str = "cell_type",
@@ -627,7 +628,9 @@ def compute_integration_metrics(
     atac_mod: str = "atac",
     **kwargs: Any,
 ) -> dict[str, float]:
-    """:func:`integration_metrics` on a paired MuData.
+    """GLUE's integration metrics of the embeddings stored in a paired MuData.
+
+    The MuData-first entry point; :func:`integration_metrics_from_embeddings` does the same on arrays.
 
     Embeddings are looked up in ``mdata[rna_mod].obsm`` / ``mdata[atac_mod].obsm`` (then
     ``mdata.obsm``); cell types in ``mdata.obs`` (then ``rna.obs``). Missing reference keys
@@ -646,13 +649,27 @@ def compute_integration_metrics(
         :func:`attune_lib.pp.pca_rna` and :func:`attune_lib.pp.lsi`).
     rna_mod, atac_mod
         Modality names.
+    *legacy_args
+        Only for the earlier array form ``integration_metrics(rna_emb, atac_emb, cell_type, ...)``, which is
+        passed on to :func:`integration_metrics_from_embeddings` with a ``FutureWarning``.
     **kwargs
-        Passed to :func:`integration_metrics`.
+        Passed to :func:`integration_metrics_from_embeddings`.
 
     Returns
     -------
     dict
     """
+    if not hasattr(mdata, "mod"):
+        if not legacy_args:
+            raise AttuneInputError(f"integration_metrics takes a paired MuData first, got {type(mdata).__name__}; "
+                                   "for arrays use integration_metrics_from_embeddings(rna_emb, atac_emb, cell_type)")
+        warnings.warn("integration_metrics(rna_emb, atac_emb, cell_type) on arrays was renamed "
+                      "integration_metrics_from_embeddings; integration_metrics now takes a MuData",
+                      FutureWarning, stacklevel=2)
+        # the array form's own keywords (rna_ref, atac_ref, ...) arrive in kwargs; ours are at their defaults
+        return integration_metrics_from_embeddings(mdata, *legacy_args, **kwargs)
+    if legacy_args:
+        raise AttuneInputError("integration_metrics(mdata, ...) takes keyword options only after the MuData")
     rna = get_modality(mdata, rna_mod, role="RNA")
     get_modality(mdata, atac_mod, role="ATAC")
     r = _obsm_or_mdata(mdata, rna_mod, rna_key, "rna_key")
@@ -671,9 +688,23 @@ def compute_integration_metrics(
             refs = {"rna_ref": _obsm_or_mdata(mdata, rna_mod, rna_ref_key, "rna_ref_key"),
                     "atac_ref": _obsm_or_mdata(mdata, atac_mod, atac_ref_key, "atac_ref_key")}
         except AttuneInputError as err:
-            logger.info("compute_integration_metrics: NC skipped (%s)", err)
+            logger.info("integration_metrics: NC skipped (%s)", err)
             refs = {"rna_ref": None, "atac_ref": None}
-    return integration_metrics(r, a, ct, **refs, **kwargs)
+    return integration_metrics_from_embeddings(r, a, ct, **refs, **kwargs)
+
+
+def compute_integration_metrics(mdata, **kwargs: Any) -> dict[str, float]:
+    """Deprecated name of :func:`integration_metrics` (MuData first).
+
+    Parameters
+    ----------
+    mdata
+        Paired MuData.
+    **kwargs
+        Passed to :func:`integration_metrics`.
+    """
+    warnings.warn("compute_integration_metrics was renamed integration_metrics", FutureWarning, stacklevel=2)
+    return integration_metrics(mdata, **kwargs)
 
 
 def summarize_scores(df: pd.DataFrame) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils import AttuneInputError, renamed_kwargs
-from ._integration import _check_frac, _emb, _knn_indices, _labels, _map_from_knn, _n_neighbors, foscttm
+from ._integration import as_embedding, as_labels, check_frac, foscttm, knn_indices, map_from_knn, n_neighbors_for
 
 __all__ = [
     "TrustWarning",
@@ -74,14 +74,14 @@ def label_structure(x, labels, *, n_shuffles: int = 10, neighbor_frac: float = 0
         ``map``, ``map_shuffled`` (mean), ``map_shuffled_sd`` and ``label_signal``
         = ``(map - map_shuffled) / (1 - map_shuffled)``.
     """
-    x = _emb(x, "x")
-    y = _labels(labels, x.shape[0], "labels")
+    x = as_embedding(x, "x")
+    y = as_labels(labels, x.shape[0], "labels")
     if int(n_shuffles) < 1:
         raise AttuneInputError(f"n_shuffles must be >= 1, got {n_shuffles!r}")
-    nni = _knn_indices(x, _n_neighbors(x.shape[0], _check_frac(neighbor_frac)))
+    nni = knn_indices(x, n_neighbors_for(x.shape[0], check_frac(neighbor_frac)))
     rng = np.random.default_rng(seed)
-    observed = _map_from_knn(nni, y)
-    null = np.array([_map_from_knn(nni, rng.permutation(y)) for _ in range(int(n_shuffles))])
+    observed = map_from_knn(nni, y)
+    null = np.array([map_from_knn(nni, rng.permutation(y)) for _ in range(int(n_shuffles))])
     chance = float(null.mean())
     signal = (observed - chance) / max(1.0 - chance, 1e-12)
     return {"map": observed, "map_shuffled": chance, "map_shuffled_sd": float(null.std()),
@@ -134,18 +134,18 @@ def integration_trust(rna, atac, labels, *, references: Mapping[str, np.ndarray]
     reference has signal >= 0.15). Data flag: "<reference> alone carries no label structure"
     (that modality has no label information to add, so aligning to it cannot help biology).
     """
-    rna = _emb(rna, "rna")
-    atac = _emb(atac, "atac")
+    rna = as_embedding(rna, "rna")
+    atac = as_embedding(atac, "atac")
     if rna.shape[0] != atac.shape[0]:
         raise AttuneInputError(f"rna ({rna.shape[0]} cells) and atac ({atac.shape[0]} cells) must hold the same cells")
-    y = _labels(labels, rna.shape[0], "labels")
+    y = as_labels(labels, rna.shape[0], "labels")
 
     def unit(z):
         return z / max(float(np.linalg.norm(z, axis=1).mean()), 1e-12)
 
     embs = {"rna": rna, "atac": atac, "joint": np.hstack([unit(rna), unit(atac)])}
     for key, ref in (references or {}).items():
-        embs[str(key)] = _emb(ref, f"references[{key!r}]")
+        embs[str(key)] = as_embedding(ref, f"references[{key!r}]")
     rows = {k: label_structure(v, y, n_shuffles=n_shuffles, neighbor_frac=neighbor_frac,
                                seed=seed) for k, v in embs.items()}
     table = pd.DataFrame.from_dict(rows, orient="index")

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .._utils import AttuneInputError, as_csr, check_values, get_modality, name_mismatch
+from .._utils import AttuneInputError, as_csr, check_values, get_modality, name_mismatch, renamed_kwargs
 from ._attune_nn import StudentEncoder
 from ._data import CSRBatch, csr_batch
 from ._training import EarlyStopping, Trainer
@@ -287,34 +287,35 @@ class RNAPredictor(BaseModel):
         return pred
 
     @classmethod
+    @renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod", dropout="dropout_rate")
     def de_novo(cls, mdata=None, *, peak_names: Sequence[str] | None = None,
                 gene_names: Sequence[str] | None = None, n_hidden: int = 128, n_latent: int = 128,
-                dropout: float = 0.1, n_head: int = 1000, seed: int = 0, rna_key: str = "rna",
-                atac_key: str = "atac", rna_layer: str | None = None, atac_layer: str | None = None) -> RNAPredictor:
+                dropout_rate: float = 0.1, n_head: int = 1000, seed: int = 0, rna_mod: str = "rna",
+                atac_mod: str = "atac", rna_layer: str | None = None, atac_layer: str | None = None) -> RNAPredictor:
         """The same network with random weights (the paper's de novo MLP).
 
         Parameters
         ----------
         mdata
             MuData giving the peaks and genes (or pass ``peak_names`` and ``gene_names``).
-        n_hidden, n_latent, dropout
+        n_hidden, n_latent, dropout_rate
             Student encoder architecture (Attune's defaults: 128, 128, 0.1).
         n_head
             Hidden units of the head.
         seed
             Seeds the weights and training.
-        rna_key, atac_key, rna_layer, atac_layer
+        rna_mod, atac_mod, rna_layer, atac_layer
             Modalities and layers (target expression, ATAC input); None layers mean ``.X``.
         """
         if mdata is not None:
-            peak_names = get_modality(mdata, atac_key, role="ATAC").var_names
-            gene_names = get_modality(mdata, rna_key, role="RNA").var_names
+            peak_names = get_modality(mdata, atac_mod, role="ATAC").var_names
+            gene_names = get_modality(mdata, rna_mod, role="RNA").var_names
         if peak_names is None or gene_names is None:
             raise AttuneInputError("pass mdata, or both peak_names and gene_names")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            enc = StudentEncoder(len(peak_names), n_hidden=n_hidden, n_latent=n_latent, dropout=dropout)
-        setup = {"rna_key": rna_key, "atac_key": atac_key, "rna_layer": rna_layer, "atac_layer": atac_layer}
+            enc = StudentEncoder(len(peak_names), n_hidden=n_hidden, n_latent=n_latent, dropout=dropout_rate)
+        setup = {"rna_key": rna_mod, "atac_key": atac_mod, "rna_layer": rna_layer, "atac_layer": atac_layer}
         return cls(enc, peak_names, gene_names, n_head=n_head, seed=seed, setup=setup, origin="mlp_denovo")
 
     # ------------------------------------------------------------------------------------- data

@@ -29,6 +29,7 @@ from .._utils import (
     as_csr,
     check_values,
     get_modality,
+    renamed_kwargs,
     set_seed,
 )
 from ._scmvp_module import ScMVPModule
@@ -191,11 +192,12 @@ class ScMVP(BaseModel):
 
     # ------------------------------------------------------------------------- setup
     @staticmethod
+    @renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
     def setup_mudata(
         mdata,
         *,
-        rna_key: str = "rna",
-        atac_key: str = "atac",
+        rna_mod: str = "rna",
+        atac_mod: str = "atac",
         rna_layer: str | None = "counts",
         atac_layer: str | None = None,
         atac_transform: str | None = "auto",
@@ -207,7 +209,7 @@ class ScMVP(BaseModel):
         mdata
             Paired MuData (same cells in the same order in both modalities, e.g. after
             :func:`attune_lib.datasets.apply_preset`).
-        rna_key, atac_key
+        rna_mod, atac_mod
             Modality names.
         rna_layer
             RNA raw counts (``None``: ``.X``). Modelled with a negative binomial.
@@ -220,24 +222,24 @@ class ScMVP(BaseModel):
         """
         if atac_transform not in ("auto", "tfidf", None):
             raise AttuneInputError(f"atac_transform must be 'auto', 'tfidf' or None, got {atac_transform!r}")
-        rna = get_modality(mdata, rna_key, role="RNA")
-        atac = get_modality(mdata, atac_key, role="ATAC")
+        rna = get_modality(mdata, rna_mod, role="RNA")
+        atac = get_modality(mdata, atac_mod, role="ATAC")
         # the RNA likelihood is a negative binomial: it needs raw counts, whatever the input state
         from .._access import get_matrix, matrix_state
 
         if rna_layer is None or rna_layer in rna.layers:  # NaN/inf/negative values are named first
-            check_values(_get_matrix(rna, rna_layer, modality=rna_key),
-                         name=f"mdata[{rna_key!r}]{_layer_name(rna_layer)}")
+            check_values(_get_matrix(rna, rna_layer, modality=rna_mod),
+                         name=f"mdata[{rna_mod!r}]{_layer_name(rna_layer)}")
         explicit = None if (rna_layer == "counts" and "counts" not in rna.layers) else rna_layer
-        get_matrix(rna, "counts", layer=explicit, where=f"mdata[{rna_key!r}]", allow_binary=False,
+        get_matrix(rna, "counts", layer=explicit, where=f"mdata[{rna_mod!r}]", allow_binary=False,
                    step="ScMVP (negative-binomial RNA likelihood)", param="rna_layer")
-        X = _get_matrix(rna, rna_layer, modality=rna_key)
-        Y = _get_matrix(atac, atac_layer, modality=atac_key)
-        check_values(X, name=f"mdata[{rna_key!r}]{_layer_name(rna_layer)}")
-        check_values(Y, name=f"mdata[{atac_key!r}]{_layer_name(atac_layer)}")
+        X = _get_matrix(rna, rna_layer, modality=rna_mod)
+        Y = _get_matrix(atac, atac_layer, modality=atac_mod)
+        check_values(X, name=f"mdata[{rna_mod!r}]{_layer_name(rna_layer)}")
+        check_values(Y, name=f"mdata[{atac_mod!r}]{_layer_name(atac_layer)}")
         if rna.n_obs != atac.n_obs or not np.array_equal(rna.obs_names.values, atac.obs_names.values):
             raise AttuneInputError(
-                f"modalities {rna_key!r} ({rna.n_obs} cells) and {atac_key!r} ({atac.n_obs} cells) are not "
+                f"modalities {rna_mod!r} ({rna.n_obs} cells) and {atac_mod!r} ({atac.n_obs} cells) are not "
                 "paired (obs_names differ or are in a different order); keep co-assayed cells only, "
                 "e.g. attune_lib.datasets.apply_preset(mdata, 'sci-car')"
             )
@@ -245,7 +247,7 @@ class ScMVP(BaseModel):
             raise AttuneInputError(f"need at least 2 cells, got {rna.n_obs}")
         if atac_transform == "auto":
             atac_transform = "tfidf" if matrix_state(atac, atac_layer) != "log-normalised" else None
-        ScMVP._register(mdata, {"rna_key": rna_key, "atac_key": atac_key, "rna_layer": rna_layer,
+        ScMVP._register(mdata, {"rna_key": rna_mod, "atac_key": atac_mod, "rna_layer": rna_layer,
                                 "atac_layer": atac_layer, "atac_transform": atac_transform})
 
     @staticmethod

@@ -35,6 +35,7 @@ from .._utils import (
     check_values,
     get_modality,
     progress,
+    renamed_kwargs,
     resolve_device,
 )
 from ._data import PairedCSRSource, csr_batch
@@ -99,7 +100,7 @@ class TokenSource:
         modalities
             Modalities to read.
         """
-        from ..pp._atac import _tfidf_matrix
+        from ..pp._atac import tfidf_matrix
 
         out = {}
         for m in modalities:
@@ -108,7 +109,7 @@ class TokenSource:
             if m == "atac" and layer == "tfidf" and "tfidf" not in adata.layers:
                 src = "counts" if "counts" in adata.layers else None
                 C = _read_values(mdata, self.keys[m], src, self.var_names[m])
-                out[m] = _tfidf_matrix(C)
+                out[m] = tfidf_matrix(C)
             else:
                 out[m] = _read_values(mdata, self.keys[m], layer, self.var_names[m])
         return out
@@ -184,22 +185,23 @@ class PCATokenSource(TokenSource):
         ATAC values: ``"tfidf"`` (computed from ``counts``/``.X`` when the layer is absent) or another layer.
     seed
         Seeds the PCA solver and the random projection.
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
     """
 
     name = "pca"
 
-    def __init__(self, mdata, *, n_comps: int = 10, n_hidden: int = 128, rna_key: str = "rna",
-                 atac_key: str = "atac", rna_layer: str | None = None, atac_layer: str | None = "tfidf",
+    @renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
+    def __init__(self, mdata, *, n_comps: int = 10, n_hidden: int = 128, rna_mod: str = "rna",
+                 atac_mod: str = "atac", rna_layer: str | None = None, atac_layer: str | None = "tfidf",
                  seed: int = 0):
         from sklearn.decomposition import PCA
 
         if int(n_comps) < 1:
             raise AttuneInputError(f"n_comps must be >= 1, got {n_comps}")
-        self.keys = {"rna": rna_key, "atac": atac_key}
+        self.keys = {"rna": rna_mod, "atac": atac_mod}
         self.layers = {"rna": rna_layer, "atac": atac_layer}
         self.var_names = {m: get_modality(mdata, self.keys[m]).var_names.copy() for m in _MODS}
         self.n_comps, self.n_hidden, self.seed = int(n_comps), int(n_hidden), int(seed)
@@ -244,7 +246,7 @@ class RegulatoryTransformer(BaseModel):
         (``atac.var``: ``chrom``, ``start``, ``end``) coordinates. Default: the Attune model's MuData.
     window_bp
         A gene attends to the peaks whose midpoint lies within this distance of its TSS (1.2 Mb).
-    n_hidden, n_heads, n_layers, d_ff, dropout
+    n_hidden, n_heads, n_layers, d_ff, dropout_rate
         Decoder size (128, 1, 1, 512, 0.1 as in the original).
     temperature
         NT-Xent temperature of the CLS contrast (0.1).
@@ -267,8 +269,9 @@ class RegulatoryTransformer(BaseModel):
     >>> links = rt.get_global_attention(key_added="attune_links")  # also in mdata.uns["attune_links"]
     """
 
+    @renamed_kwargs(dropout="dropout_rate")
     def __init__(self, source, mdata=None, *, window_bp: float = 1_200_000, n_hidden: int = 128, n_heads: int = 1,
-                 n_layers: int = 1, d_ff: int = 512, dropout: float = 0.1, temperature: float = 0.1,
+                 n_layers: int = 1, d_ff: int = 512, dropout_rate: float = 0.1, temperature: float = 0.1,
                  attention: str = "sparse", token_scaling: bool = True, hard_negatives: bool = True,
                  n_comps: int = 10, seed: int = 0):
         if isinstance(source, str):
@@ -289,11 +292,11 @@ class RegulatoryTransformer(BaseModel):
             raise AttuneInputError(f"window_bp must be > 0, got {window_bp}")
         self.mdata, self.source = mdata, source
         self._var_names = dict(source.var_names)
-        pairs = gene_peak_pairs(mdata, window_bp=window_bp, rna_key=source.keys["rna"], atac_key=source.keys["atac"],
+        pairs = gene_peak_pairs(mdata, window_bp=window_bp, rna_mod=source.keys["rna"], atac_mod=source.keys["atac"],
                                 genes=self.var_names["rna"], peaks=self.var_names["atac"])
         self.pairs = pairs[["gene", "peak", "distance", "gene_idx", "peak_idx"]]
         self.init_params = {"window_bp": float(window_bp), "n_hidden": int(n_hidden), "n_heads": int(n_heads),
-                            "n_layers": int(n_layers), "d_ff": int(d_ff), "dropout": float(dropout),
+                            "n_layers": int(n_layers), "d_ff": int(d_ff), "dropout": float(dropout_rate),
                             "temperature": float(temperature), "attention": attention,
                             "token_scaling": bool(token_scaling), "hard_negatives": bool(hard_negatives),
                             "seed": int(seed), "source": source.name}
@@ -317,7 +320,7 @@ class RegulatoryTransformer(BaseModel):
             torch.manual_seed(seed)
             self.module = RegulatoryDecoderModule(
                 toks["rna"], toks["atac"], pattern, n_hidden=n_hidden, n_heads=n_heads, n_layers=n_layers,
-                d_ff=d_ff, dropout=dropout, temperature=temperature, attention=attention,
+                d_ff=d_ff, dropout_rate=dropout_rate, temperature=temperature, attention=attention,
                 hard_negatives=hard_negatives)
         self.module.eval()
         self.history = pd.DataFrame()
@@ -390,7 +393,7 @@ class RegulatoryTransformer(BaseModel):
         toks = {m: AffineTokens(torch.zeros_like(sd[f"{m}_tokens.slope"])) for m in _MODS}
         self.module = RegulatoryDecoderModule(
             toks["rna"], toks["atac"], self.pattern, n_hidden=p["n_hidden"], n_heads=p["n_heads"],
-            n_layers=p["n_layers"], d_ff=p["d_ff"], dropout=p["dropout"], temperature=p["temperature"],
+            n_layers=p["n_layers"], d_ff=p["d_ff"], dropout_rate=p["dropout"], temperature=p["temperature"],
             attention=p["attention"], hard_negatives=p["hard_negatives"])
         cls._load_state(self.module, saved)
         return self

@@ -538,7 +538,7 @@ class RegulatoryDecoderModule(nn.Module):
         :class:`AttentionPattern` (window mask) over these genes and peaks.
     n_hidden
         Model dimension ``d`` (128). Tokens of another dimension are projected by a linear layer.
-    n_heads, n_layers, d_ff, dropout
+    n_heads, n_layers, d_ff, dropout_rate
         1, 1, 512, 0.1 as in the original.
     temperature
         NT-Xent temperature of the CLS contrast.
@@ -560,7 +560,7 @@ class RegulatoryDecoderModule(nn.Module):
     """
 
     def __init__(self, rna_tokens: AffineTokens, atac_tokens: AffineTokens, pattern: AttentionPattern, *,
-                 n_hidden: int = 128, n_heads: int = 1, n_layers: int = 1, d_ff: int = 512, dropout: float = 0.1,
+                 n_hidden: int = 128, n_heads: int = 1, n_layers: int = 1, d_ff: int = 512, dropout_rate: float = 0.1,
                  temperature: float = 0.1, attention: str = "sparse", hard_negatives: bool = True):
         super().__init__()
         if attention not in ("sparse", "dense"):
@@ -569,8 +569,8 @@ class RegulatoryDecoderModule(nn.Module):
             raise AttuneInputError(
                 f"pattern is {pattern.n_genes} genes x {pattern.n_peaks} peaks but the tokens have "
                 f"{rna_tokens.n_features} genes and {atac_tokens.n_features} peaks")
-        if not 0.0 <= dropout < 1.0:
-            raise AttuneInputError(f"dropout must be in [0, 1), got {dropout}")
+        if not 0.0 <= dropout_rate < 1.0:
+            raise AttuneInputError(f"dropout_rate must be in [0, 1), got {dropout_rate}")
         if int(n_layers) < 1:
             raise AttuneInputError(f"n_layers must be >= 1, got {n_layers}")
         if temperature <= 0:
@@ -585,11 +585,11 @@ class RegulatoryDecoderModule(nn.Module):
         self.atac_in = nn.Identity() if atac_tokens.dim == d else nn.Linear(atac_tokens.dim, d)
         self.gene_cls = nn.Parameter(torch.randn(d) * 0.02)
         self.peak_cls = nn.Parameter(torch.randn(d) * 0.02)
-        self.peak_pool = _Attention(d, n_heads, dropout)
+        self.peak_pool = _Attention(d, n_heads, dropout_rate)
         self.peak_norm = nn.LayerNorm(d)
-        self.layers = nn.ModuleList(DecoderLayer(d, n_heads, d_ff, dropout) for _ in range(int(n_layers)))
+        self.layers = nn.ModuleList(DecoderLayer(d, n_heads, d_ff, dropout_rate) for _ in range(int(n_layers)))
         self.match_head = nn.Linear(d, 2)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout_rate)
 
     @property
     def n_heads(self) -> int:

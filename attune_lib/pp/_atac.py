@@ -30,21 +30,21 @@ import scipy.sparse as sp
 from .._access import get_matrix, matrix_state, record_layer_state
 from .._utils import AttuneInputError, check_values, get_modality, renamed_kwargs
 from ._basic import (
-    _STATE_TEXT,
-    _check_fraction,
-    _check_positive_int,
-    _filter_mask,
-    _get_matrix,
-    _is_mudata,
-    _preprocess_rna_steps,
-    _record,
-    _sex_mito_keep,
-    _single,
-    _update,
-    _xname,
+    STATE_TEXT,
+    check_fraction,
+    check_positive_int,
     ensure_input_state,
     filter_features,
+    filter_mask,
+    is_mudata,
+    matrix_name,
+    pp_matrix,
+    preprocess_rna_steps,
+    record_step,
     remove_sex_mito,
+    sex_mito_keep,
+    single_modality,
+    update_mudata,
 )
 
 logger = logging.getLogger("attune_lib")
@@ -54,7 +54,7 @@ __all__ = ["tfidf", "lsi", "select_top_peaks", "preprocess_atac", "preprocess"]
 _SEX = {"chrX", "chrY", "X", "Y"}
 
 
-def _tfidf_matrix(X, scale_factor: float = 1e4) -> sp.csr_matrix:
+def tfidf_matrix(X, scale_factor: float = 1e4) -> sp.csr_matrix:
     """Signac/GLUE TF-IDF of a count matrix as float32 CSR (see module docstring)."""
     X = sp.csr_matrix(X, dtype=np.float64)
     n_cells = X.shape[0]
@@ -94,17 +94,17 @@ def tfidf(
     mod
         MuData modality.
     """
-    adata = _single(data, mod, "atac")
+    adata = single_modality(data, mod, "atac")
     if not np.isfinite(scale_factor) or scale_factor <= 0:
         raise AttuneInputError(f"scale_factor must be a positive number, got {scale_factor!r}")
-    X = _get_matrix(adata, layer)
-    check_values(X, name=_xname(layer))
+    X = pp_matrix(adata, layer)
+    check_values(X, name=matrix_name(layer))
     state = matrix_state(adata, layer)
     if state == "log-normalised":
         raise AttuneInputError(
-            f"tfidf: {_xname(layer)} holds log-normalised values; TF-IDF needs counts, binary or normalised "
+            f"tfidf: {matrix_name(layer)} holds log-normalised values; TF-IDF needs counts, binary or normalised "
             "values. Pass layer=<a layer with counts>, or use the values as given (lsi(..., tfidf_key=None))")
-    adata.layers[key_added] = _tfidf_matrix(X, scale_factor)
+    adata.layers[key_added] = tfidf_matrix(X, scale_factor)
 
 
 @renamed_kwargs(random_state="seed")
@@ -156,9 +156,9 @@ def lsi(
     """
     from sklearn.utils.extmath import randomized_svd
 
-    adata = _single(data, mod, "atac")
-    n_comps = _check_positive_int(n_comps, "n_comps")
-    n_iter = _check_positive_int(n_iter, "n_iter")
+    adata = single_modality(data, mod, "atac")
+    n_comps = check_positive_int(n_comps, "n_comps")
+    n_iter = check_positive_int(n_iter, "n_iter")
     if use_highly_variable:
         if "highly_variable" not in adata.var:
             raise AttuneInputError(
@@ -176,7 +176,7 @@ def lsi(
         X, source, state = _lsi_input(adata)
         X = sp.csr_matrix(X)[:, mask]
         if state != "log-normalised":
-            X = _tfidf_matrix(X)
+            X = tfidf_matrix(X)
             source = f"TF-IDF of {source}"
     max_comps = min(X.shape) - 1 - int(drop_first)
     if max_comps < 1:
@@ -242,14 +242,14 @@ def select_top_peaks(
     mod
         MuData modality.
     """
-    adata = _single(data, mod, "atac")
-    n_peaks = _check_positive_int(n_peaks, "n_peaks")
-    X = _get_matrix(adata, layer)
-    check_values(X, name=_xname(layer))
+    adata = single_modality(data, mod, "atac")
+    n_peaks = check_positive_int(n_peaks, "n_peaks")
+    X = pp_matrix(adata, layer)
+    check_values(X, name=matrix_name(layer))
     keep = _top_peaks_mask(X, n_peaks)
     adata._inplace_subset_var(keep)
-    if _is_mudata(data):
-        _update(data)
+    if is_mudata(data):
+        update_mudata(data)
 
 
 def _top_peaks_mask(X, n_peaks: int) -> np.ndarray:
@@ -309,18 +309,18 @@ def preprocess_atac(
     mod
         MuData modality.
     """
-    adata = _single(data, mod, "atac")
-    min_fraction = None if min_fraction is None else _check_fraction(min_fraction, "min_fraction")
-    min_cells = _check_positive_int(min_cells, "min_cells", allow_none=True)
-    n_peaks = _check_positive_int(n_peaks, "n_peaks", allow_none=True)
-    n_comps = _check_positive_int(n_comps, "n_comps", allow_none=True)
+    adata = single_modality(data, mod, "atac")
+    min_fraction = None if min_fraction is None else check_fraction(min_fraction, "min_fraction")
+    min_cells = check_positive_int(min_cells, "min_cells", allow_none=True)
+    n_peaks = check_positive_int(n_peaks, "n_peaks", allow_none=True)
+    n_comps = check_positive_int(n_comps, "n_comps", allow_none=True)
     _validate_atac(adata, min_fraction, min_cells, remove_sex, name=mod or "atac")
     work = adata.copy()
     _preprocess_atac_steps(work, min_fraction=min_fraction, min_cells=min_cells, remove_sex=remove_sex,
                            n_peaks=n_peaks, n_comps=n_comps, seed=seed)
     adata._init_as_actual(work)
-    if _is_mudata(data):
-        _update(data)
+    if is_mudata(data):
+        update_mudata(data)
 
 
 def _preprocess_atac_steps(work, *, min_fraction, min_cells, remove_sex, n_peaks, n_comps, seed) -> None:
@@ -343,24 +343,24 @@ def _preprocess_atac_steps(work, *, min_fraction, min_cells, remove_sex, n_peaks
     if state != "log-normalised":
         tfidf(work)
         record_layer_state(work, "tfidf", "log-normalised")
-        transform = f"TF-IDF of {_STATE_TEXT.get(state, state)}"
+        transform = f"TF-IDF of {STATE_TEXT.get(state, state)}"
     else:
         transform = "none: log-normalised values used as given (no TF-IDF)"
     if n_comps is not None:
         lsi(work, n_comps=n_comps, seed=seed, tfidf_key="tfidf" if "tfidf" in work.layers else None)
-    _record(
+    record_step(
         work,
         "preprocess_atac",
         {
             "n_peaks": int(work.n_vars),
             "lsi": n_comps is not None,
             "input": state,
-            "X": f"{_STATE_TEXT.get(state, state)} as given",
+            "X": f"{STATE_TEXT.get(state, state)} as given",
             "transform": transform,
             "counts_layer": state in ("counts", "binary"),
         },
     )
-    _record(work, "steps", {"input": state, "n_peaks_input": int(n0), "after_filter": int(n1),
+    record_step(work, "steps", {"input": state, "n_peaks_input": int(n0), "after_filter": int(n1),
                             "after_sex_mito": int(n2), "after_top_n": int(work.n_vars)})
 
 
@@ -368,20 +368,21 @@ def _validate_atac(adata, min_fraction: float | None, min_cells: int | None, rem
                    name: str = "atac") -> None:
     check_values(adata.X, name=f"{name} .X")
     ensure_input_state(adata, name=name)
-    keep, _ = _filter_mask(adata.X, min_fraction, min_cells)
+    keep, _ = filter_mask(adata.X, min_fraction, min_cells)
     if remove_sex:
-        keep &= _sex_mito_keep(adata, chrom_key="chrom", sex=_SEX, mito=True, name=name)
+        keep &= sex_mito_keep(adata, chrom_key="chrom", sex=_SEX, mito=True, name=name)
     if not keep.any():
         raise AttuneInputError(
             f"no peaks left after filtering with min_fraction={min_fraction}, min_cells={min_cells}")
 
 
 @renamed_kwargs(random_state="seed")
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def preprocess(
     mdata,
     *,
-    rna_key: str = "rna",
-    atac_key: str = "atac",
+    rna_mod: str = "rna",
+    atac_mod: str = "atac",
     n_top_genes: int = 2000,
     min_fraction: float = 0.05,
     peak_min_fraction: float | None = None,
@@ -405,8 +406,8 @@ def preprocess(
     Parameters
     ----------
     mdata
-        MuData with paired ``rna_key`` and ``atac_key`` modalities (same cells).
-    rna_key, atac_key
+        MuData with paired ``rna_mod`` and ``atac_mod`` modalities (same cells).
+    rna_mod, atac_mod
         Modality names.
     n_top_genes
         HVGs kept.
@@ -426,19 +427,19 @@ def preprocess(
     seed
         Seed for PCA and LSI.
     """
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    atac = get_modality(mdata, atac_mod, role="ATAC")
     # ---- validate everything before any write
-    min_fraction = _check_fraction(min_fraction, "min_fraction")
-    peak_min_fraction = None if peak_min_fraction is None else _check_fraction(peak_min_fraction,
+    min_fraction = check_fraction(min_fraction, "min_fraction")
+    peak_min_fraction = None if peak_min_fraction is None else check_fraction(peak_min_fraction,
                                                                                 "peak_min_fraction")
-    peak_min_cells = _check_positive_int(peak_min_cells, "peak_min_cells", allow_none=True)
-    n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
-    n_peaks = _check_positive_int(n_peaks, "n_peaks", allow_none=True)
-    n_comps = _check_positive_int(n_comps, "n_comps", allow_none=True)
+    peak_min_cells = check_positive_int(peak_min_cells, "peak_min_cells", allow_none=True)
+    n_top_genes = check_positive_int(n_top_genes, "n_top_genes")
+    n_peaks = check_positive_int(n_peaks, "n_peaks", allow_none=True)
+    n_comps = check_positive_int(n_comps, "n_comps", allow_none=True)
     if rna.n_obs != atac.n_obs or not np.array_equal(rna.obs_names, atac.obs_names):
         raise AttuneInputError(
-            f"modalities {rna_key!r} ({rna.n_obs} cells) and {atac_key!r} ({atac.n_obs} cells) "
+            f"modalities {rna_mod!r} ({rna.n_obs} cells) and {atac_mod!r} ({atac.n_obs} cells) "
             "are not paired: obs_names must be the same cells in the same order"
         )
     batch_from_mdata = False
@@ -447,29 +448,29 @@ def preprocess(
             batch_from_mdata = True
         else:
             raise AttuneInputError(
-                f"batch_key={batch_key!r} is neither a column of {rna_key}.obs nor of mdata.obs"
+                f"batch_key={batch_key!r} is neither a column of {rna_mod}.obs nor of mdata.obs"
             )
-    check_values(rna.X, name=f"{rna_key} .X")
-    keep, _ = _filter_mask(rna.X, min_fraction)
-    keep &= _sex_mito_keep(rna, chrom_key="chrom", sex=_SEX, mito=True, name=rna_key)
+    check_values(rna.X, name=f"{rna_mod} .X")
+    keep, _ = filter_mask(rna.X, min_fraction)
+    keep &= sex_mito_keep(rna, chrom_key="chrom", sex=_SEX, mito=True, name=rna_mod)
     if not keep.any():
         raise AttuneInputError(f"no genes left after filtering with min_fraction={min_fraction}")
-    ensure_input_state(rna, name=rna_key)
-    _validate_atac(atac, peak_min_fraction, peak_min_cells, True, name=atac_key)
+    ensure_input_state(rna, name=rna_mod)
+    _validate_atac(atac, peak_min_fraction, peak_min_cells, True, name=atac_mod)
     # ---- run on copies; nothing is written to mdata until both modalities succeeded
     rna_w, atac_w = rna.copy(), atac.copy()
     if batch_from_mdata:
         rna_w.obs[batch_key] = mdata.obs.loc[rna.obs_names, batch_key].to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # chrom warnings were given above
-        _preprocess_rna_steps(rna_w, min_fraction=min_fraction, remove_sex=True, target_sum=1e4,
+        preprocess_rna_steps(rna_w, min_fraction=min_fraction, remove_sex=True, target_sum=1e4,
                               n_top_genes=n_top_genes, batch_key=batch_key, n_comps=n_comps,
-                              seed=seed, name=rna_key)
+                              seed=seed, name=rna_mod)
         _preprocess_atac_steps(atac_w, min_fraction=peak_min_fraction, min_cells=peak_min_cells,
                                remove_sex=True, n_peaks=n_peaks, n_comps=n_comps, seed=seed)
     rna._init_as_actual(rna_w)
     atac._init_as_actual(atac_w)
-    _update(mdata)
+    update_mudata(mdata)
     rna_pp, atac_pp = rna.uns["attune_pp"], atac.uns["attune_pp"]
     record: dict[str, Any] = {
         "params": {"n_top_genes": int(n_top_genes), "min_fraction": float(min_fraction),

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: how input states read in summaries
-_STATE_TEXT = {"counts": "raw counts", "binary": "0/1 values", "normalised": "normalised values",
+STATE_TEXT = {"counts": "raw counts", "binary": "0/1 values", "normalised": "normalised values",
                "log-normalised": "log-normalised values"}
 #: chromosome names treated as mitochondrial
 MITO_CHROMS = frozenset({"chrM", "chrMT", "MT", "M", "chrm", "mt"})
@@ -47,13 +47,13 @@ _PEAK_RE = re.compile(r"^([^:_\-]+)[:_\-](\d+)[_\-](\d+)$")
 # --------------------------------------------------------------------------------------------
 # small internal helpers
 # --------------------------------------------------------------------------------------------
-def _is_mudata(data: Any) -> bool:
+def is_mudata(data: Any) -> bool:
     return hasattr(data, "mod") and hasattr(data, "update")
 
 
 def _modalities(data: Any, mod: str | Sequence[str] | None, *, default: str | None = None):
     """``[(name, adata), ...]`` for an AnnData (name ``None``) or the chosen MuData modalities."""
-    if not _is_mudata(data):
+    if not is_mudata(data):
         if not hasattr(data, "obs") or not hasattr(data, "var"):
             raise AttuneInputError(
                 f"expected an AnnData or MuData, got {type(data).__name__}"
@@ -70,7 +70,7 @@ def _modalities(data: Any, mod: str | Sequence[str] | None, *, default: str | No
     return [(name, get_modality(data, name)) for name in names]
 
 
-def _update(mdata) -> None:
+def update_mudata(mdata) -> None:
     """``mdata.update()`` without mudata 0.3's FutureWarning about pull_on_update."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module="mudata")
@@ -78,21 +78,21 @@ def _update(mdata) -> None:
         mdata.update()
 
 
-def _single(data: Any, mod: str | None, default: str):
+def single_modality(data: Any, mod: str | None, default: str):
     """The one AnnData a single-modality step works on."""
     ((_, adata),) = _modalities(data, mod, default=default)
     return adata
 
 
-def _get_matrix(adata, layer: str | None):
+def pp_matrix(adata, layer: str | None):
     return layer_matrix(adata, layer, where="adata")
 
 
-def _xname(layer: str | None) -> str:
+def matrix_name(layer: str | None) -> str:
     return ".X" if layer is None else f".layers[{layer!r}]"
 
 
-def _check_fraction(value: float, name: str) -> float:
+def check_fraction(value: float, name: str) -> float:
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -102,7 +102,7 @@ def _check_fraction(value: float, name: str) -> float:
     return value
 
 
-def _check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> int | None:
+def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -126,7 +126,7 @@ def _n_detected(X) -> np.ndarray:
     return np.count_nonzero(np.asarray(X), axis=0)
 
 
-def _filter_mask(X, min_fraction: float | None, min_cells: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def filter_mask(X, min_fraction: float | None, min_cells: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(keep mask, detection fraction) for :func:`filter_features`: detected in >= both thresholds."""
     n_obs = X.shape[0]
     n_det = _n_detected(X)
@@ -174,7 +174,7 @@ def ensure_input_state(adata, *, name: str = "adata") -> str:
     return set_input_state(adata, None, name=name)
 
 
-def _record(adata, step: str, info: dict) -> None:
+def record_step(adata, step: str, info: dict) -> None:
     rec = dict(adata.uns.get("attune_pp", {}))
     rec[step] = info
     adata.uns["attune_pp"] = rec
@@ -186,7 +186,7 @@ def _chrom_from_names(names: pd.Index) -> pd.Series:
     return pd.Series(out, index=names, dtype=object)
 
 
-def _sex_mito_keep(adata, *, chrom_key: str, sex: set, mito: bool, name: str) -> np.ndarray:
+def sex_mito_keep(adata, *, chrom_key: str, sex: set, mito: bool, name: str) -> np.ndarray:
     """Keep mask for :func:`remove_sex_mito` (warns when ``chrom_key`` is missing)."""
     names = adata.var_names
     parsed = _chrom_from_names(names)
@@ -243,25 +243,25 @@ def filter_features(
     mod
         MuData modality name(s).
     """
-    min_fraction = None if min_fraction is None else _check_fraction(min_fraction, "min_fraction")
-    min_cells = _check_positive_int(min_cells, "min_cells", allow_none=True)
+    min_fraction = None if min_fraction is None else check_fraction(min_fraction, "min_fraction")
+    min_cells = check_positive_int(min_cells, "min_cells", allow_none=True)
     targets = _modalities(data, mod)
     masks = []
     for name, adata in targets:  # validate everything first
-        X = _get_matrix(adata, layer)
-        check_values(X, name=f"{name or 'adata'}{_xname(layer)}")
-        masks.append(_filter_mask(X, min_fraction, min_cells))
+        X = pp_matrix(adata, layer)
+        check_values(X, name=f"{name or 'adata'}{matrix_name(layer)}")
+        masks.append(filter_mask(X, min_fraction, min_cells))
     for (name, adata), (keep, frac) in zip(targets, masks, strict=True):
         n_before = adata.n_vars
         adata._inplace_subset_var(keep)
         adata.var["frac_cells"] = np.asarray(frac[keep], dtype=float)
-        _record(adata, "filter_features", {"min_fraction": -1.0 if min_fraction is None else min_fraction,
+        record_step(adata, "filter_features", {"min_fraction": -1.0 if min_fraction is None else min_fraction,
                                            "min_cells": int(min_cells or 0), "n_before": n_before,
                                            "n_after": int(keep.sum())})
         _report_filter(name, "features", n_before, int(keep.sum()), min_fraction, min_cells,
                        "min_fraction/min_cells")
-    if _is_mudata(data):
-        _update(data)
+    if is_mudata(data):
+        update_mudata(data)
 
 
 def remove_sex_mito(
@@ -296,18 +296,18 @@ def remove_sex_mito(
     sex = {str(c) for c in sex_chroms}
     targets = _modalities(data, mod)
     masks = [
-        _sex_mito_keep(adata, chrom_key=chrom_key, sex=sex, mito=mito, name=name or "adata")
+        sex_mito_keep(adata, chrom_key=chrom_key, sex=sex, mito=mito, name=name or "adata")
         for name, adata in targets
     ]
     for (name, adata), keep in zip(targets, masks, strict=True):
         n_before = adata.n_vars
         adata._inplace_subset_var(keep)
-        _record(adata, "remove_sex_mito", {"sex_chroms": sorted(sex), "mito": bool(mito),
+        record_step(adata, "remove_sex_mito", {"sex_chroms": sorted(sex), "mito": bool(mito),
                                            "n_removed": int(n_before - keep.sum())})
         logger.info("remove_sex_mito%s: removed %d features", f" [{name}]" if name else "",
                     int(n_before - keep.sum()))
-    if _is_mudata(data):
-        _update(data)
+    if is_mudata(data):
+        update_mudata(data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,11 +338,11 @@ def is_raw_counts(
     -------
     bool
     """
-    adata = _single(data, mod, "rna")
-    n_cells = _check_positive_int(n_cells, "n_cells")
-    X = _get_matrix(adata, layer)
+    adata = single_modality(data, mod, "rna")
+    n_cells = check_positive_int(n_cells, "n_cells")
+    X = pp_matrix(adata, layer)
     if adata.n_obs == 0:
-        raise AttuneInputError(f"{_xname(layer)} is empty (shape {X.shape})")
+        raise AttuneInputError(f"{matrix_name(layer)} is empty (shape {X.shape})")
     from .._access import detect_input_state
 
     idx = np.unique(np.linspace(0, adata.n_obs - 1, min(n_cells, adata.n_obs)).round().astype(int))
@@ -379,14 +379,14 @@ def normalize_log1p(
     """
     import scanpy as sc
 
-    adata = _single(data, mod, "rna")
+    adata = single_modality(data, mod, "rna")
     if not np.isfinite(target_sum) or target_sum <= 0:
         raise AttuneInputError(f"target_sum must be a positive number, got {target_sum!r}")
     check_values(adata.X, name=".X")
     state = ensure_input_state(adata, name=mod or "rna")
     if state == "log-normalised":
         logger.info("normalize_log1p: .X is already log-normalised; left as it is")
-        _record(adata, "normalize_log1p", {"detected": state, "skipped": True,
+        record_step(adata, "normalize_log1p", {"detected": state, "skipped": True,
                                            "X": "log-normalised values as given"})
         return
     X = adata.X
@@ -400,8 +400,8 @@ def normalize_log1p(
     record_layer_state(adata, None, "log-normalised")
     logger.info("normalize_log1p: .X held %s; normalised to %g per cell and log1p",
                 {"counts": "raw counts", "binary": "0/1 values"}.get(state, f"{state} values"), target_sum)
-    _record(adata, "normalize_log1p", {"detected": state, "skipped": False, "target_sum": float(target_sum),
-                                       "X": f"log1p(normalize_total {target_sum:g}) of {_STATE_TEXT.get(state, state)}",
+    record_step(adata, "normalize_log1p", {"detected": state, "skipped": False, "target_sum": float(target_sum),
+                                       "X": f"log1p(normalize_total {target_sum:g}) of {STATE_TEXT.get(state, state)}",
                                        "counts_layer": state in ("counts", "binary")})
 
 
@@ -434,8 +434,8 @@ def highly_variable_genes(
     """
     import scanpy as sc
 
-    adata = _single(data, mod, "rna")
-    n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
+    adata = single_modality(data, mod, "rna")
+    n_top_genes = check_positive_int(n_top_genes, "n_top_genes")
     _check_obs_key(adata, batch_key, "batch_key")
     n = min(n_top_genes, adata.n_vars)
     if "counts" in adata.layers and matrix_state(adata, "counts") == "counts":
@@ -458,7 +458,7 @@ def highly_variable_genes(
                           "'seurat_v3'", UserWarning, stacklevel=2)
             flavor = "seurat"
     layer = "counts" if counts_src == "counts" and flavor == "seurat_v3" else None
-    check_values(_get_matrix(adata, layer), name=_xname(layer))
+    check_values(pp_matrix(adata, layer), name=matrix_name(layer))
     if batch_key is not None and adata.obs[batch_key].isna().any():
         raise AttuneInputError(f".obs[{batch_key!r}] (batch_key) contains missing values")
     kwargs: dict[str, Any] = dict(n_top_genes=n, batch_key=batch_key, subset=False, flavor=flavor)
@@ -469,14 +469,14 @@ def highly_variable_genes(
         adata.var["highly_variable"] = True
     else:
         sc.pp.highly_variable_genes(adata, **kwargs)
-    _record(adata, "highly_variable_genes", {"flavor": flavor, "n_top_genes": int(n),
+    record_step(adata, "highly_variable_genes", {"flavor": flavor, "n_top_genes": int(n),
                                              "batch_key": batch_key or "", "subset": bool(subset)})
     logger.info("highly_variable_genes: %d genes (flavor=%s%s)", n, flavor,
                 f", batch_key={batch_key!r}" if batch_key else "")
     if subset:
         adata._inplace_subset_var(adata.var["highly_variable"].to_numpy(dtype=bool))
-    if _is_mudata(data):
-        _update(data)
+    if is_mudata(data):
+        update_mudata(data)
 
 
 @renamed_kwargs(random_state="seed")
@@ -515,9 +515,9 @@ def pca_rna(
     import anndata as ad
     import scanpy as sc
 
-    adata = _single(data, mod, "rna")
-    n_comps = _check_positive_int(n_comps, "n_comps")
-    n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
+    adata = single_modality(data, mod, "rna")
+    n_comps = check_positive_int(n_comps, "n_comps")
+    n_top_genes = check_positive_int(n_top_genes, "n_top_genes")
     try:
         X, xname, _ = get_matrix(adata, "counts", where=mod or "rna", allow_binary=False)
         raw = True
@@ -596,18 +596,18 @@ def preprocess_rna(
     mod
         MuData modality.
     """
-    adata = _single(data, mod, "rna")
+    adata = single_modality(data, mod, "rna")
     # validate everything before the first write
-    min_fraction = _check_fraction(min_fraction, "min_fraction")
-    n_top_genes = _check_positive_int(n_top_genes, "n_top_genes")
-    n_comps = _check_positive_int(n_comps, "n_comps", allow_none=True)
+    min_fraction = check_fraction(min_fraction, "min_fraction")
+    n_top_genes = check_positive_int(n_top_genes, "n_top_genes")
+    n_comps = check_positive_int(n_comps, "n_comps", allow_none=True)
     _check_obs_key(adata, batch_key, "batch_key")
     if not np.isfinite(target_sum) or target_sum <= 0:
         raise AttuneInputError(f"target_sum must be a positive number, got {target_sum!r}")
     check_values(adata.X, name=".X")
-    keep, _ = _filter_mask(adata.X, min_fraction)
+    keep, _ = filter_mask(adata.X, min_fraction)
     if remove_sex:
-        keep &= _sex_mito_keep(adata, chrom_key="chrom", sex={"chrX", "chrY", "X", "Y"},
+        keep &= sex_mito_keep(adata, chrom_key="chrom", sex={"chrX", "chrY", "X", "Y"},
                                mito=True, name="rna")
     if not keep.any():
         raise AttuneInputError(
@@ -615,15 +615,15 @@ def preprocess_rna(
         )
     ensure_input_state(adata, name=mod or "rna")
     work = adata.copy()
-    _preprocess_rna_steps(work, min_fraction=min_fraction, remove_sex=remove_sex, target_sum=target_sum,
+    preprocess_rna_steps(work, min_fraction=min_fraction, remove_sex=remove_sex, target_sum=target_sum,
                           n_top_genes=n_top_genes, batch_key=batch_key, n_comps=n_comps,
                           seed=seed, name=mod or "rna")
     adata._init_as_actual(work)  # every step succeeded: replace the data in one go
-    if _is_mudata(data):
-        _update(data)
+    if is_mudata(data):
+        update_mudata(data)
 
 
-def _preprocess_rna_steps(work, *, min_fraction, remove_sex, target_sum, n_top_genes, batch_key, n_comps,
+def preprocess_rna_steps(work, *, min_fraction, remove_sex, target_sum, n_top_genes, batch_key, n_comps,
                           seed, name) -> None:
     """The RNA recipe's steps, on a working copy."""
     n0 = work.n_vars
@@ -638,6 +638,6 @@ def _preprocess_rna_steps(work, *, min_fraction, remove_sex, target_sum, n_top_g
     highly_variable_genes(work, n_top_genes=n_top_genes, batch_key=batch_key, subset=True)
     if n_comps is not None:
         pca_rna(work, n_comps=n_comps, seed=seed)
-    _record(work, "steps", {"input": work.uns["attune_pp"]["normalize_log1p"]["detected"],
+    record_step(work, "steps", {"input": work.uns["attune_pp"]["normalize_log1p"]["detected"],
                             "n_genes_input": int(n0), "after_filter": int(n1), "after_sex_mito": int(n2),
                             "after_hvg": int(work.n_vars)})

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .._utils import AttuneInputError, get_modality
+from .._utils import AttuneInputError, get_modality, renamed_kwargs
 from ._obs import group_labels
 
 logger = logging.getLogger("attune_lib")
@@ -51,7 +51,8 @@ def find_dpags(selected: pd.DataFrame, *, min_peaks: int = 10) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 # DE, overlap, enrichment
 # --------------------------------------------------------------------------------------------------
-def differential_genes(mdata, *, groupby: str = "cell_type", rna_key: str = "rna", layer: str | None = None,
+@renamed_kwargs(rna_key="rna_mod")
+def differential_genes(mdata, *, groupby: str = "cell_type", rna_mod: str = "rna", layer: str | None = None,
                        pval_cutoff: float = 0.01, logfc_cutoff: float = 0.25, method: str = "wilcoxon",
                        only_positive: bool = False) -> pd.DataFrame:
     """DE genes per group, one vs rest (scanpy ``rank_genes_groups``; the paper used Seurat's FindAllMarkers).
@@ -64,7 +65,7 @@ def differential_genes(mdata, *, groupby: str = "cell_type", rna_key: str = "rna
         MuData with the RNA modality and the groups in ``obs``.
     groupby
         obs column with the groups.
-    rna_key
+    rna_mod
         RNA modality name.
     layer
         RNA layer with log-normalised expression (None: ``.X``).
@@ -85,11 +86,11 @@ def differential_genes(mdata, *, groupby: str = "cell_type", rna_key: str = "rna
     import anndata as ad
     import scanpy as sc
 
-    rna = get_modality(mdata, rna_key, role="RNA")
+    rna = get_modality(mdata, rna_mod, role="RNA")
     labels = group_labels(mdata, rna, groupby).astype(str)
     X = rna.X if layer is None else rna.layers.get(layer, None)
     if X is None:
-        raise AttuneInputError(f"layer {layer!r} not in mdata[{rna_key!r}].layers")
+        raise AttuneInputError(f"layer {layer!r} not in mdata[{rna_mod!r}].layers")
     tmp = ad.AnnData(X=X, obs=pd.DataFrame({"g": pd.Categorical(labels.to_numpy())}, index=rna.obs_names),
                      var=pd.DataFrame(index=rna.var_names))
     tmp.uns["log1p"] = {"base": None}

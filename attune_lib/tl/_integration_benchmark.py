@@ -2,7 +2,7 @@
 
 The harness runs every registered method (:mod:`attune_lib.tl._integration_methods`) on the same paired
 MuData for several seeds, scores each run with GLUE's integration metrics
-(:func:`attune_lib.metrics.integration_metrics`), adds trust columns and the summary scores
+(:func:`attune_lib.metrics.integration_metrics_from_embeddings`), adds trust columns and the summary scores
 (:func:`attune_lib.metrics.summarize_scores`, min-max over all rows of the table). A method that cannot
 run here gets a ``"skipped: <reason>"`` row.
 """
@@ -74,13 +74,13 @@ def _as_embeddings(result, n_cells: int, name: str) -> dict[str, np.ndarray | No
 def _score(emb: dict, cell_types: np.ndarray, rna_ref, atac_ref, *, seed: int, **metric_kwargs) -> dict[str, float]:
     from ..metrics import (
         avg_silhouette_width,
-        integration_metrics,
+        integration_metrics_from_embeddings,
         mean_average_precision,
     )
 
     if emb["rna"] is not None and emb["atac"] is not None:
-        return integration_metrics(emb["rna"], emb["atac"], cell_types, rna_ref=rna_ref, atac_ref=atac_ref,
-                                   seed=seed, **metric_kwargs)
+        return integration_metrics_from_embeddings(emb["rna"], emb["atac"], cell_types, rna_ref=rna_ref,
+                                                   atac_ref=atac_ref, seed=seed, **metric_kwargs)
     # joint-only method: one embedding for both modalities, so only the biology metrics are defined
     # (FOSCTTM, alignment and the omics-mixing metrics would be trivially perfect and are left NaN)
     from ..metrics import neighbor_conservation
@@ -90,10 +90,11 @@ def _score(emb: dict, cell_types: np.ndarray, rna_ref, atac_ref, *, seed: int, *
     out["map"] = mean_average_precision(z, cell_types)
     out["asw"] = avg_silhouette_width(z, cell_types)
     if rna_ref is not None and atac_ref is not None:
-        from ..metrics._integration import _pad
+        from ..metrics._integration import pad_columns
 
         width = max(rna_ref.shape[1], atac_ref.shape[1])
-        refs = np.vstack([_pad(np.asarray(rna_ref, float), width), _pad(np.asarray(atac_ref, float), width)])
+        refs = np.vstack([pad_columns(np.asarray(rna_ref, float), width),
+                          pad_columns(np.asarray(atac_ref, float), width)])
         batch = np.array(["rna"] * z.shape[0] + ["atac"] * z.shape[0])
         out["nc"] = neighbor_conservation(np.vstack([z, z]), refs, batch)
     return out
@@ -273,7 +274,7 @@ def run_integration_benchmark(
     progress_bar
         A progress bar over the runs (the methods' own bars stay off).
     metric_kwargs
-        Passed to :func:`attune_lib.metrics.integration_metrics`.
+        Passed to :func:`attune_lib.metrics.integration_metrics_from_embeddings`.
 
     Returns
     -------

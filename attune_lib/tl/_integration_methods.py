@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._utils import AttuneInputError, get_modality
+from .._utils import AttuneInputError, get_modality, renamed_kwargs
 from ._peers import PeerNotAvailable, run_glue, run_multivi
 
 logger = logging.getLogger("attune_lib")
@@ -122,8 +122,9 @@ def list_methods() -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # data preparation
 # ------------------------------------------------------------------------------------------------
-def benchmark_cell_types(mdata, cell_type_key: str, rna_key: str = "rna") -> np.ndarray:
-    rna = get_modality(mdata, rna_key, role="RNA")
+@renamed_kwargs(rna_key="rna_mod")
+def benchmark_cell_types(mdata, cell_type_key: str, rna_mod: str = "rna") -> np.ndarray:
+    rna = get_modality(mdata, rna_mod, role="RNA")
     if cell_type_key in mdata.obs:
         ct = mdata.obs[cell_type_key]
     elif cell_type_key in rna.obs:

@@ -25,7 +25,7 @@ from scipy.stats import spearmanr
 
 from .._genomics import gene_peak_pairs  # the coordinates live in attune_lib._genomics, shared with the models
 from .._genomics import peak_coords as _peak_coords
-from .._utils import AttuneInputError, as_csr, get_modality, progress
+from .._utils import AttuneInputError, as_csr, get_modality, progress, renamed_kwargs
 from ._metacells import aggregation_matrix, knn_metacells, paired_column_dots, standardise_columns
 from ._obs import group_labels
 from ._peers import PeerNotAvailable
@@ -316,7 +316,8 @@ def _cicero_scores(Za: np.ndarray, gi: np.ndarray, pi: np.ndarray, dist: np.ndar
     return out
 
 
-def glue_feature_embeddings(mdata, *, rna_key: str = "rna", atac_key: str = "atac", rna_layer: str | None = "counts",
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
+def glue_feature_embeddings(mdata, *, rna_mod: str = "rna", atac_mod: str = "atac", rna_layer: str | None = "counts",
                             atac_layer: str | None = "counts", n_latent: int = 50, max_epochs: int = 30,
                             n_comps: int = 50, seed: int = 0, progress_bar: bool = False) -> pd.DataFrame:
     """Train scglue's ``PairedSCGLUEModel`` and return its feature embeddings (``model.encode_graph``).
@@ -330,9 +331,9 @@ def glue_feature_embeddings(mdata, *, rna_key: str = "rna", atac_key: str = "ata
     ----------
     mdata
         MuData with raw counts and coordinates.
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
     rna_layer
         RNA count layer.
@@ -353,20 +354,21 @@ def glue_feature_embeddings(mdata, *, rna_key: str = "rna", atac_key: str = "ata
     -------
     DataFrame ``features x n_latent`` indexed by gene and peak names.
     """
-    from ._peers import _paired_modalities, run_glue
+    from ._peers import paired_modalities, run_glue
 
-    rna, atac = _paired_modalities(mdata, rna_key, atac_key)
+    rna, atac = paired_modalities(mdata, rna_mod, atac_mod)
     out = run_glue(mdata, seed=seed, n_latent=n_latent, max_epochs=max_epochs, n_comps=n_comps,
-                   rna_key=rna_key, atac_key=atac_key,
+                   rna_mod=rna_mod, atac_mod=atac_mod,
                    rna_layer=rna_layer if rna_layer in rna.layers else None,
                    atac_layer=atac_layer if atac_layer in atac.layers else None,
                    progress_bar=progress_bar, return_features=True)
     return out["features"]
 
 
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def link_baselines(mdata, *, window_bp: float = 1_200_000,
                    methods: Sequence[str] = ("distance", "spearman", "lasso", "cicero"),
-                   rna_key: str = "rna", atac_key: str = "atac", rna_layer: str | None = "counts",
+                   rna_mod: str = "rna", atac_mod: str = "atac", rna_layer: str | None = "counts",
                    atac_layer: str | None = "counts", use_rep: str = "X_pca", n_metacells: int | None = None,
                    n_neighbors: int | None = None, promoter_bp: int = 2000, cicero_alpha: float = 0.25,
                    lasso_alphas: int = 30, glue_embeddings: pd.DataFrame | None = None,
@@ -402,9 +404,9 @@ def link_baselines(mdata, *, window_bp: float = 1_200_000,
         Half-width of the window around each TSS (bp).
     methods
         Baselines to compute (see above).
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
     rna_layer
         RNA count layer.
@@ -440,7 +442,7 @@ def link_baselines(mdata, *, window_bp: float = 1_200_000,
         raise AttuneInputError(f"methods {bad} unknown; choose from {known}")
     if not isinstance(key_added, str) or not key_added:
         raise AttuneInputError(f"key_added must be a non-empty string, got {key_added!r}")
-    pairs = gene_peak_pairs(mdata, window_bp=window_bp, rna_key=rna_key, atac_key=atac_key)
+    pairs = gene_peak_pairs(mdata, window_bp=window_bp, rna_mod=rna_mod, atac_mod=atac_mod)
     if not len(pairs):
         raise AttuneInputError(f"no annotated gene-peak pairs within window_bp={window_bp}")
     gi, pi = pairs["gene_idx"].to_numpy(), pairs["peak_idx"].to_numpy()
@@ -448,7 +450,7 @@ def link_baselines(mdata, *, window_bp: float = 1_200_000,
     if "distance" in methods:
         out["distance_only"] = -pairs["distance"].to_numpy(dtype=float)
     if {"spearman", "lasso", "cicero"} & set(methods):
-        R, A = knn_metacells(mdata, rna_key=rna_key, atac_key=atac_key, rna_layer=rna_layer, atac_layer=atac_layer,
+        R, A = knn_metacells(mdata, rna_mod=rna_mod, atac_mod=atac_mod, rna_layer=rna_layer, atac_layer=atac_layer,
                           use_rep=use_rep, n_metacells=n_metacells, n_neighbors=n_neighbors, seed=seed)
         if "spearman" in methods:
             from scipy.stats import rankdata
@@ -459,7 +461,7 @@ def link_baselines(mdata, *, window_bp: float = 1_200_000,
         if "lasso" in methods:
             out["lasso"] = _lasso_scores(Zr, Za, gi, pi, int(lasso_alphas), progress_bar)
         if "cicero" in methods:
-            atac = get_modality(mdata, atac_key)
+            atac = get_modality(mdata, atac_mod)
             _, ps, pe = _peak_coords(atac.var)
             c = _cicero_scores(Za, gi, pi, pairs["distance"].to_numpy(), (ps + pe) // 2, int(promoter_bp),
                                float(cicero_alpha))
@@ -469,7 +471,7 @@ def link_baselines(mdata, *, window_bp: float = 1_200_000,
         emb = glue_embeddings
         if emb is None:
             try:
-                emb = glue_feature_embeddings(mdata, rna_key=rna_key, atac_key=atac_key, seed=seed,
+                emb = glue_feature_embeddings(mdata, rna_mod=rna_mod, atac_mod=atac_mod, seed=seed,
                                               **dict(glue_kwargs or {}))
             except PeerNotAvailable as err:
                 logger.info("link_baselines: skipping the GLUE baseline (%s)", err)
@@ -567,8 +569,9 @@ def select_links(links: pd.DataFrame, *, score: str = "score", top_fraction: flo
 # --------------------------------------------------------------------------------------------------
 # heatmap data (Fig. 3F)
 # --------------------------------------------------------------------------------------------------
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def link_heatmap_data(mdata, links: pd.DataFrame, *, groupby: str = "cell_type", n_pairs: int | None = 40,
-                      rna_key: str = "rna", atac_key: str = "atac", rna_layer: str | None = None,
+                      rna_mod: str = "rna", atac_mod: str = "atac", rna_layer: str | None = None,
                       atac_layer: str | None = "counts", scale: bool = True) -> dict[str, pd.DataFrame]:
     """Per-group mean expression of each pair's gene and mean accessibility of its peak (Fig. 3F).
 
@@ -586,9 +589,9 @@ def link_heatmap_data(mdata, links: pd.DataFrame, *, groupby: str = "cell_type",
         obs column with the groups.
     n_pairs
         Number of pairs kept (None: all).
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
     rna_layer
         RNA layer with log-normalised expression (None: ``.X``).
@@ -601,8 +604,8 @@ def link_heatmap_data(mdata, links: pd.DataFrame, *, groupby: str = "cell_type",
     -------
     dict ``{"rna": pairs x groups, "atac": pairs x groups}``, index ``"gene | peak"``.
     """
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    atac = get_modality(mdata, atac_mod, role="ATAC")
     lab = group_labels(mdata, rna, groupby)
     groups = list(lab.cat.categories) if isinstance(lab.dtype, pd.CategoricalDtype) else sorted(lab.unique())
     lab = lab.astype(str).to_numpy()
@@ -614,7 +617,7 @@ def link_heatmap_data(mdata, links: pd.DataFrame, *, groupby: str = "cell_type",
     if (gi < 0).any() or (pi < 0).any():
         raise AttuneInputError("links name genes/peaks absent from the modalities")
     Xr = as_csr(rna.X if rna_layer is None else rna.layers[rna_layer], dtype=np.float64)[:, gi].toarray()
-    Xa_all = aggregation_matrix(atac, atac_layer, f"mdata[{atac_key!r}]")
+    Xa_all = aggregation_matrix(atac, atac_layer, f"mdata[{atac_mod!r}]")
     tot = np.asarray(Xa_all.sum(1)).ravel()
     Xa = Xa_all[:, pi].toarray() / np.maximum(tot, 1e-12)[:, None] * 1e4
     Xa = np.log1p(Xa)

@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._genomics import gene_peak_pairs, peak_coords
-from .._utils import AttuneInputError, as_csr, get_modality
+from .._utils import AttuneInputError, as_csr, get_modality, renamed_kwargs
 from ..metrics._links import distance_matched_auroc
 from ._link_scores import link_truth_labels
 from ._metacells import aggregation_matrix, knn_metacells, paired_column_dots, standardise_columns
@@ -44,16 +44,16 @@ LINK_FEATURES = ("log_distance", "proximity_rank", "log_abc", "log_activity", "c
                  "state_spearman", "state_spearman_rank")
 
 
-def _embedding(mdata, use_rep: str, rna_key: str) -> np.ndarray:
-    rna = get_modality(mdata, rna_key, role="RNA")
-    for where, store in (("mdata.obsm", getattr(mdata, "obsm", {})), (f"mdata[{rna_key!r}].obsm", rna.obsm)):
+def _embedding(mdata, use_rep: str, rna_mod: str) -> np.ndarray:
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    for where, store in (("mdata.obsm", getattr(mdata, "obsm", {})), (f"mdata[{rna_mod!r}].obsm", rna.obsm)):
         if use_rep in store:
             rep = np.asarray(store[use_rep], dtype=np.float64)
             if rep.shape[0] != rna.n_obs:
                 raise AttuneInputError(f"use_rep {use_rep!r} in {where} has {rep.shape[0]} rows, expected "
                                        f"{rna.n_obs} cells")
             return rep
-    raise AttuneInputError(f"use_rep {use_rep!r} not found in mdata.obsm nor mdata[{rna_key!r}].obsm; train "
+    raise AttuneInputError(f"use_rep {use_rep!r} not found in mdata.obsm nor mdata[{rna_mod!r}].obsm; train "
                            "Attune and call model.get_latent_representation(key_added=...) first, or pass "
                            "another embedding (e.g. use_rep='X_pca')")
 
@@ -94,8 +94,9 @@ def _within_gene_rank(gi: np.ndarray, values: np.ndarray) -> np.ndarray:
     return df.groupby("g")["v"].rank(method="average", pct=True).to_numpy()
 
 
-def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attune", rna_key: str = "rna",
-                  atac_key: str = "atac", rna_layer: str | None = None, atac_layer: str | None = "counts",
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
+def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attune", rna_mod: str = "rna",
+                  atac_mod: str = "atac", rna_layer: str | None = None, atac_layer: str | None = "counts",
                   n_neighbors: int = 20, contact_gamma: float = 1.0, contact_scale_bp: float = 5_000,
                   n_metacells: int | None = None, seed: int = 0, peak_chunk: int = 2_000,
                   key_added: str | None = "link_features") -> pd.DataFrame:
@@ -111,7 +112,7 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
     use_rep
         Key of the cell embedding in ``mdata.obsm`` or ``rna.obsm`` that defines each cell's state
         (its ``n_neighbors`` nearest cells).
-    rna_key, atac_key
+    rna_mod, atac_mod
         Modality names.
     rna_layer
         RNA values (``None``: ``.X``, log-normalised after :func:`attune_lib.pp.preprocess`).
@@ -153,8 +154,8 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
         Every feature of a pair depends only on that gene's and that peak's values (plus the shared
         embedding and, for ``abc``/``covariation_rank``, the other peaks of the same gene's window).
     """
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    atac = get_modality(mdata, atac_mod, role="ATAC")
     for v, name in ((n_neighbors, "n_neighbors"), (peak_chunk, "peak_chunk")):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise AttuneInputError(f"{name} must be a positive integer, got {v!r}")
@@ -162,7 +163,7 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
         raise AttuneInputError(f"contact_gamma must be > 0, got {contact_gamma!r}")
     if not contact_scale_bp > 0:
         raise AttuneInputError(f"contact_scale_bp must be > 0, got {contact_scale_bp!r}")
-    pairs = gene_peak_pairs(mdata, window_bp=window_bp, rna_key=rna_key, atac_key=atac_key)
+    pairs = gene_peak_pairs(mdata, window_bp=window_bp, rna_mod=rna_mod, atac_mod=atac_mod)
     if not len(pairs):
         raise AttuneInputError(f"no annotated gene-peak pairs within window_bp={window_bp}")
     gi, pi = pairs["gene_idx"].to_numpy(), pairs["peak_idx"].to_numpy()
@@ -176,7 +177,7 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
     out["contact"] = contact
 
     # ATAC: binary accessibility, per-cell normalised (a cell's fraction of open peaks)
-    Xa = aggregation_matrix(atac, atac_layer, f"mdata[{atac_key!r}]")
+    Xa = aggregation_matrix(atac, atac_layer, f"mdata[{atac_mod!r}]")
     Xa = (Xa > 0).astype(np.float64).tocsr()
     frac = np.asarray(Xa.mean(1)).ravel()
     Xa = as_csr(sp.diags(1.0 / np.maximum(frac / max(np.median(frac), 1e-12), 1e-6)) @ Xa)
@@ -189,11 +190,11 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
     out["log_abc"] = np.log10(out["abc"].to_numpy() + 1e-6)
 
     # within-state co-variation on residuals from the neighbourhood mean in the embedding
-    rep = _embedding(mdata, use_rep, rna_key)
+    rep = _embedding(mdata, use_rep, rna_mod)
     A = _neighbour_average(rep, int(n_neighbors))
     Xr = rna.X if rna_layer is None else rna.layers.get(rna_layer)
     if Xr is None:
-        raise AttuneInputError(f"rna_layer {rna_layer!r} not in mdata[{rna_key!r}].layers; available: "
+        raise AttuneInputError(f"rna_layer {rna_layer!r} not in mdata[{rna_mod!r}].layers; available: "
                                f"{sorted(rna.layers)}")
     genes_used = np.unique(gi)
     Zr = np.zeros((rna.n_obs, rna.n_vars), dtype=np.float32)
@@ -216,7 +217,7 @@ def link_features(mdata, *, window_bp: float = 1_200_000, use_rep: str = "X_attu
     from scipy.stats import rankdata
 
     rl = rna.layers["counts"] if "counts" in rna.layers else None
-    R_m, A_m = knn_metacells(mdata, rna_key=rna_key, atac_key=atac_key, rna_layer="counts" if rl is not None else None,
+    R_m, A_m = knn_metacells(mdata, rna_mod=rna_mod, atac_mod=atac_mod, rna_layer="counts" if rl is not None else None,
                           atac_layer=atac_layer, use_rep=use_rep, n_metacells=n_metacells, n_neighbors=None,
                           seed=seed)
     out["state_spearman"] = paired_column_dots(standardise_columns(rankdata(R_m, axis=0)),

@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
-from .._utils import as_csr, get_modality
+from .._utils import as_csr, get_modality, renamed_kwargs
 
 logger = logging.getLogger("attune_lib")
 
@@ -40,7 +40,8 @@ def _lognorm(S: np.ndarray) -> np.ndarray:
     return np.log1p(S / np.maximum(tot, 1e-12) * 1e4)
 
 
-def knn_metacells(mdata, *, rna_key: str, atac_key: str, rna_layer: str | None, atac_layer: str | None,
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
+def knn_metacells(mdata, *, rna_mod: str, atac_mod: str, rna_layer: str | None, atac_layer: str | None,
                use_rep: str, n_metacells: int | None, n_neighbors: int | None, seed: int):
     """kNN metacells: ``n_metacells`` random seed cells, each aggregating its ``n_neighbors`` nearest cells
     (Euclidean on ``use_rep``); counts are summed, then normalised to 10^4 and log1p. Returns dense
@@ -48,11 +49,11 @@ def knn_metacells(mdata, *, rna_key: str, atac_key: str, rna_layer: str | None, 
     from sklearn.decomposition import TruncatedSVD
     from sklearn.neighbors import NearestNeighbors
 
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    atac = get_modality(mdata, atac_mod, role="ATAC")
     n = rna.n_obs
-    Xr = aggregation_matrix(rna, rna_layer, f"mdata[{rna_key!r}]")
-    Xa = aggregation_matrix(atac, atac_layer, f"mdata[{atac_key!r}]")
+    Xr = aggregation_matrix(rna, rna_layer, f"mdata[{rna_mod!r}]")
+    Xa = aggregation_matrix(atac, atac_layer, f"mdata[{atac_mod!r}]")
     if use_rep in rna.obsm:
         rep = np.asarray(rna.obsm[use_rep], dtype=np.float64)
     elif use_rep in getattr(mdata, "obsm", {}):

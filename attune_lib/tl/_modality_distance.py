@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .._utils import AttuneInputError
+from .._utils import AttuneInputError, renamed_kwargs
 from ._obs import obs_column as _obs_column
 from ._obs import obs_holders as _holders
 from ._obs import pseudotime_values as _pseudotime
@@ -239,12 +239,13 @@ def high_distance_cells(mdata, *, distance_key: str = "rna_atac_cosine_distance"
     return float(threshold)
 
 
+@renamed_kwargs(rna_key="rna_mod")
 def high_distance_genes(
     mdata,
     *,
     groupby: str = "high_distance",
     group: str = "high",
-    rna_key: str = "rna",
+    rna_mod: str = "rna",
     layer: str | None = None,
     pval_cutoff: float = 0.01,
     logfc_cutoff: float = 0.25,
@@ -263,7 +264,7 @@ def high_distance_genes(
         obs column with the labels.
     group
         Label of the high-distance cells.
-    rna_key
+    rna_mod
         RNA modality name.
     layer
         RNA layer with log-normalised expression (None: ``.X``).
@@ -277,7 +278,7 @@ def high_distance_genes(
     labels = _obs_column(mdata, groupby, what="groupby")
     if (labels.astype(str) == group).sum() < 2:
         raise AttuneInputError(f"obs[{groupby!r}] has fewer than two cells in group {group!r}")
-    de = differential_genes(mdata, groupby=groupby, rna_key=rna_key, layer=layer, pval_cutoff=pval_cutoff,
+    de = differential_genes(mdata, groupby=groupby, rna_mod=rna_mod, layer=layer, pval_cutoff=pval_cutoff,
                             logfc_cutoff=logfc_cutoff, method="wilcoxon", only_positive=True)
     de = de[de["group"].astype(str) == group]
     return de.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)

@@ -28,7 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._access import counts_matrix as _counts_layer
-from .._utils import AttuneInputError, as_csr, get_modality
+from .._utils import AttuneInputError, as_csr, get_modality, renamed_kwargs
 from ._obs import is_mudata as _is_mudata
 from ._potential import (
     pseudobulk,
@@ -53,11 +53,12 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 # background peaks and co-occurrence
 # --------------------------------------------------------------------------------------------------
+@renamed_kwargs(atac_key="atac_mod")
 def background_peaks(
     mdata,
     *,
     n_background: int = 50,
-    atac_key: str = "atac",
+    atac_mod: str = "atac",
     layer: str | None = None,
     gc_key: str = "gc_bias",
     method: str = "exact",
@@ -90,13 +91,13 @@ def background_peaks(
         ``atac.varm`` key of the (n_peaks x n_background) int64 index matrix.
     mdata
         MuData with the ATAC modality.
-    atac_key
+    atac_mod
         ATAC modality name.
     method
         ``"exact"`` (KD-tree) or ``"pychromvar"`` (its NNDescent search).
     """
-    atac = get_modality(mdata, atac_key, role="ATAC") if _is_mudata(mdata) else mdata
-    where = f"mdata[{atac_key!r}]" if _is_mudata(mdata) else "adata"
+    atac = get_modality(mdata, atac_mod, role="ATAC") if _is_mudata(mdata) else mdata
+    where = f"mdata[{atac_mod!r}]" if _is_mudata(mdata) else "adata"
     if gc_key not in atac.var:
         raise AttuneInputError(f"{where}.var[{gc_key!r}] (GC fraction of each peak) is missing; set it from the peak "
                                "sequences (pychromvar.add_gc_bias or attune_lib.tl.peak_sequences)")
@@ -149,9 +150,10 @@ def _rank_standardise(M: np.ndarray) -> np.ndarray:
         return np.where(norm > 0, R / np.where(norm > 0, norm, 1.0), np.nan)
 
 
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def co_occurrence(mdata, *, peak_groups: Mapping[str, Sequence[str]], groupby: str = "pt_group",
                   genes: Sequence[str] | None = None, n_background: int = 50, bg_key: str = "bg_peaks",
-                  alternative: str = "greater", rna_key: str = "rna", atac_key: str = "atac",
+                  alternative: str = "greater", rna_mod: str = "rna", atac_mod: str = "atac",
                   rna_layer: str | None = None, atac_layer: str | None = None,
                   key_added: str | None = "co_occurrence") -> pd.DataFrame:
     """Genes co-occurring with each peak cluster, tested against GC/coverage-matched background peaks.
@@ -176,7 +178,7 @@ def co_occurrence(mdata, *, peak_groups: Mapping[str, Sequence[str]], groupby: s
     peak_groups
         ``{cluster name: peak names}`` (e.g. the alpha cores of :func:`peak_soft_clusters`).
     genes
-        Genes to test (default all of ``mdata[rna_key]``).
+        Genes to test (default all of ``mdata[rna_mod]``).
     alternative
         ``"greater"`` (cluster peaks correlate more positively than background; the paper's co-occurrence),
         ``"less"`` or ``"two-sided"``.
@@ -190,9 +192,9 @@ def co_occurrence(mdata, *, peak_groups: Mapping[str, Sequence[str]], groupby: s
         Background peaks per peak used.
     bg_key
         ``atac.varm`` key of :func:`background_peaks`.
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
     rna_layer
         RNA layer with log-normalised expression (None: ``.X``).
@@ -211,29 +213,29 @@ def co_occurrence(mdata, *, peak_groups: Mapping[str, Sequence[str]], groupby: s
         raise AttuneInputError(f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}")
     if not isinstance(peak_groups, Mapping) or not peak_groups:
         raise AttuneInputError("peak_groups must be a non-empty mapping {cluster: [peak names]}")
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    atac = get_modality(mdata, atac_mod, role="ATAC")
     groups_idx = {}
     for name, pks in peak_groups.items():
         idx = atac.var_names.get_indexer([str(p) for p in pks])
         if len(idx) == 0 or (idx < 0).any():
             bad = [p for p, i in zip(pks, idx) if i < 0]
-            raise AttuneInputError(f"peak_groups[{name!r}]: {len(bad)} peak(s) not in mdata[{atac_key!r}].var_names "
+            raise AttuneInputError(f"peak_groups[{name!r}]: {len(bad)} peak(s) not in mdata[{atac_mod!r}].var_names "
                                    f"(e.g. {bad[:3]}) or the group is empty")
         groups_idx[str(name)] = idx
     gidx = np.arange(rna.n_vars)
     if genes is not None:
         gidx = rna.var_names.get_indexer([str(g) for g in genes])
         if (gidx < 0).any():
-            raise AttuneInputError(f"{int((gidx < 0).sum())} gene(s) not in mdata[{rna_key!r}].var_names")
+            raise AttuneInputError(f"{int((gidx < 0).sum())} gene(s) not in mdata[{rna_mod!r}].var_names")
     if bg_key not in atac.varm:
-        background_peaks(mdata, n_background=n_background, atac_key=atac_key, layer=atac_layer, key_added=bg_key)
+        background_peaks(mdata, n_background=n_background, atac_mod=atac_mod, layer=atac_layer, key_added=bg_key)
     bg = np.asarray(atac.varm[bg_key])[:, :n_background]
     need = np.unique(np.concatenate([np.concatenate([i, bg[i].ravel()]) for i in groups_idx.values()]))
     need = need[need >= 0]
-    A = pseudobulk(mdata, groupby=groupby, modality=atac_key, layer=atac_layer, features=atac.var_names[need],
+    A = pseudobulk(mdata, groupby=groupby, modality=atac_mod, layer=atac_layer, features=atac.var_names[need],
                    standardize=False).to_numpy(dtype=float).T  # groups x needed peaks
-    Rg = rna_group_profiles(mdata, groupby=groupby, rna_key=rna_key, rna_layer=rna_layer, genes=rna.var_names[gidx])
+    Rg = rna_group_profiles(mdata, groupby=groupby, rna_mod=rna_mod, rna_layer=rna_layer, genes=rna.var_names[gidx])
     if A.shape[0] < 4:
         raise AttuneInputError(f"groupby={groupby!r} has {A.shape[0]} groups; correlations need at least 4")
     Za = _rank_standardise(A)
@@ -398,7 +400,8 @@ def _read_fasta_regions(fasta: str | os.PathLike, regions: pd.DataFrame) -> list
     return out
 
 
-def peak_sequences(mdata, *, atac_key: str = "atac", fasta: str | os.PathLike | None = None,
+@renamed_kwargs(atac_key="atac_mod")
+def peak_sequences(mdata, *, atac_mod: str = "atac", fasta: str | os.PathLike | None = None,
                    sequence_key: str = "sequence", add_gc: bool = True) -> pd.Series:
     """DNA sequence of every peak: ``atac.var[sequence_key]`` (the simulator), else read from ``fasta``.
 
@@ -411,7 +414,7 @@ def peak_sequences(mdata, *, atac_key: str = "atac", fasta: str | os.PathLike | 
     ----------
     mdata
         MuData with peak coordinates in ``atac.var``.
-    atac_key
+    atac_mod
         ATAC modality name.
     fasta
         Genome FASTA (``.fa`` or ``.fa.gz``), read when the sequences are not in ``var``.
@@ -420,8 +423,8 @@ def peak_sequences(mdata, *, atac_key: str = "atac", fasta: str | os.PathLike | 
     add_gc
         Also write the GC fraction to ``atac.var['gc']``.
     """
-    atac = get_modality(mdata, atac_key, role="ATAC") if _is_mudata(mdata) else mdata
-    where = f"mdata[{atac_key!r}]" if _is_mudata(mdata) else "adata"
+    atac = get_modality(mdata, atac_mod, role="ATAC") if _is_mudata(mdata) else mdata
+    where = f"mdata[{atac_mod!r}]" if _is_mudata(mdata) else "adata"
     if sequence_key in atac.var and fasta is None:
         return atac.var[sequence_key].astype(str)
     if "peak_seq" in atac.uns and fasta is None and len(atac.uns["peak_seq"]) == atac.n_vars:
@@ -443,8 +446,9 @@ def peak_sequences(mdata, *, atac_key: str = "atac", fasta: str | os.PathLike | 
     return s
 
 
+@renamed_kwargs(atac_key="atac_mod")
 def scan_motifs(mdata, *, peaks: Sequence[str] | None = None, motifs: Sequence | None = None, p_value: float = 5e-5,
-                background: str = "even", atac_key: str = "atac", fasta: str | os.PathLike | None = None,
+                background: str = "even", atac_mod: str = "atac", fasta: str | os.PathLike | None = None,
                 key_added: str | None = "motif_match") -> pd.DataFrame:
     """Motif occurrences in peak sequences (MOODS via ``pychromvar.match_motif``, p < ``p_value``).
 
@@ -462,10 +466,10 @@ def scan_motifs(mdata, *, peaks: Sequence[str] | None = None, motifs: Sequence |
     fasta
         Genome FASTA when the sequences are not in ``atac.var["sequence"]`` (see :func:`peak_sequences`).
     key_added
-        Store the table in ``mdata[atac_key].uns[key_added]`` (None: only return).
+        Store the table in ``mdata[atac_mod].uns[key_added]`` (None: only return).
     mdata
         MuData with the ATAC modality.
-    atac_key
+    atac_mod
         ATAC modality name.
 
     Returns
@@ -474,17 +478,17 @@ def scan_motifs(mdata, *, peaks: Sequence[str] | None = None, motifs: Sequence |
     """
     import anndata as ad
 
-    atac = get_modality(mdata, atac_key, role="ATAC") if _is_mudata(mdata) else mdata
+    atac = get_modality(mdata, atac_mod, role="ATAC") if _is_mudata(mdata) else mdata
     if not 0 < p_value < 1:
         raise AttuneInputError(f"p_value must be in (0, 1), got {p_value}")
     if background not in ("even", "subject"):
         raise AttuneInputError(f"background must be 'even' or 'subject', got {background!r}")
-    seqs = peak_sequences(mdata, atac_key=atac_key, fasta=fasta)
+    seqs = peak_sequences(mdata, atac_mod=atac_mod, fasta=fasta)
     if peaks is not None:
         peaks = [str(p) for p in peaks]
         bad = [p for p in peaks if p not in seqs.index]
         if bad:
-            raise AttuneInputError(f"{len(bad)} peak(s) not in mdata[{atac_key!r}].var_names, e.g. {bad[:3]}")
+            raise AttuneInputError(f"{len(bad)} peak(s) not in mdata[{atac_mod!r}].var_names, e.g. {bad[:3]}")
         seqs = seqs.loc[peaks]
     motifs = jaspar_motifs() if motifs is None else list(motifs)
     if not motifs:
@@ -566,9 +570,10 @@ def motif_enrichment(match: pd.DataFrame, *, foreground: Sequence[str], backgrou
 # --------------------------------------------------------------------------------------------------
 # regulon
 # --------------------------------------------------------------------------------------------------
+@renamed_kwargs(rna_key="rna_mod")
 def motif_regulon(mdata, *, tf: str, motif_id: str, links: pd.DataFrame, match: pd.DataFrame,
                   groupby: str = "pt_group", min_abs_r: float = 0.5, sign: str = "both",
-                  rna_key: str = "rna", rna_layer: str | None = None) -> pd.DataFrame:
+                  rna_mod: str = "rna", rna_layer: str | None = None) -> pd.DataFrame:
     """A motif-supported co-expression regulon of ``tf``: a light stand-in for SCENIC.
 
     Targets are genes whose pseudo-bulk expression (groups of ``groupby``) correlates with the TF's
@@ -597,7 +602,7 @@ def motif_regulon(mdata, *, tf: str, motif_id: str, links: pd.DataFrame, match: 
         Smallest absolute Spearman correlation with the TF.
     sign
         ``"both"``, ``"positive"`` or ``"negative"`` correlations.
-    rna_key
+    rna_mod
         RNA modality name.
     rna_layer
         RNA layer with log-normalised expression (None: ``.X``).
@@ -612,10 +617,10 @@ def motif_regulon(mdata, *, tf: str, motif_id: str, links: pd.DataFrame, match: 
         raise AttuneInputError(f"motif {motif_id!r} is not a column of the motif match table")
     if sign not in ("both", "positive", "negative"):
         raise AttuneInputError(f"sign must be 'both', 'positive' or 'negative', got {sign!r}")
-    rna = get_modality(mdata, rna_key, role="RNA")
+    rna = get_modality(mdata, rna_mod, role="RNA")
     if tf not in rna.var_names:
-        raise AttuneInputError(f"tf {tf!r} not in mdata[{rna_key!r}].var_names")
-    prof = rna_group_profiles(mdata, groupby=groupby, rna_key=rna_key, rna_layer=rna_layer)
+        raise AttuneInputError(f"tf {tf!r} not in mdata[{rna_mod!r}].var_names")
+    prof = rna_group_profiles(mdata, groupby=groupby, rna_mod=rna_mod, rna_layer=rna_layer)
     Z = _rank_standardise(prof.to_numpy(dtype=float).T)
     r = pd.Series(Z.T @ Z[:, prof.index.get_loc(tf)], index=prof.index)
     lk = links[links["peak"].astype(str).isin(match.index)]

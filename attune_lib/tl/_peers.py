@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._access import get_matrix
-from .._utils import AttuneInputError, as_csr, get_modality
+from .._utils import AttuneInputError, as_csr, get_modality, renamed_kwargs
 
 __all__ = [
     "PeerNotAvailable",
@@ -72,12 +72,12 @@ def _counts(adata, layer: str | None, *, name: str) -> sp.csr_matrix:
     return as_csr(X)
 
 
-def _paired_modalities(mdata, rna_key: str, atac_key: str):
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
+def paired_modalities(mdata, rna_mod: str, atac_mod: str):
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    atac = get_modality(mdata, atac_mod, role="ATAC")
     if rna.n_obs != atac.n_obs or not np.array_equal(rna.obs_names, atac.obs_names):
         raise AttuneInputError(
-            f"mdata[{rna_key!r}] and mdata[{atac_key!r}] must hold the same cells in the same order"
+            f"mdata[{rna_mod!r}] and mdata[{atac_mod!r}] must hold the same cells in the same order"
         )
     return rna, atac
 
@@ -85,6 +85,7 @@ def _paired_modalities(mdata, rna_key: str, atac_key: str):
 # --------------------------------------------------------------------------------------- MultiVI
 
 
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def run_multivi(
     mdata,
     *,
@@ -93,8 +94,8 @@ def run_multivi(
     max_epochs: int = 50,
     batch_size: int = 128,
     lr: float = 1e-4,
-    rna_key: str = "rna",
-    atac_key: str = "atac",
+    rna_mod: str = "rna",
+    atac_mod: str = "atac",
     rna_layer: str | None = None,
     atac_layer: str | None = None,
     batch_key: str | None = None,
@@ -113,7 +114,7 @@ def run_multivi(
     Parameters
     ----------
     mdata
-        MuData with raw counts (``layers["counts"]`` or ``X``) in ``mdata[rna_key]`` and ``mdata[atac_key]``.
+        MuData with raw counts (``layers["counts"]`` or ``X``) in ``mdata[rna_mod]`` and ``mdata[atac_mod]``.
     seed
         ``scvi.settings.seed``.
     n_latent
@@ -125,14 +126,14 @@ def run_multivi(
     rna_layer, atac_layer
         Count layers; default ``"counts"`` when present, else ``X``.
     batch_key
-        Optional ``obs`` column of ``mdata[rna_key]`` with batches.
+        Optional ``obs`` column of ``mdata[rna_mod]`` with batches.
     progress_bar
         Lightning progress bar.
     model_kwargs, train_kwargs
         Extra arguments for ``MULTIVI(...)`` and ``MULTIVI.train(...)``.
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
     early_stopping
         Stop on MultiVI's validation loss (scvi-tools' early stopping).
@@ -145,17 +146,17 @@ def run_multivi(
     import anndata as ad
     import mudata as md
 
-    rna, atac = _paired_modalities(mdata, rna_key, atac_key)
+    rna, atac = paired_modalities(mdata, rna_mod, atac_mod)
     if max_epochs < 1:
         raise AttuneInputError(f"max_epochs must be >= 1, got {max_epochs}")
     obs = pd.DataFrame(index=rna.obs_names.astype(str))
     if batch_key is not None:
         if batch_key not in rna.obs:
-            raise AttuneInputError(f"batch_key={batch_key!r} not in mdata[{rna_key!r}].obs")
+            raise AttuneInputError(f"batch_key={batch_key!r} not in mdata[{rna_mod!r}].obs")
         obs[batch_key] = rna.obs[batch_key].astype(str).to_numpy()
-    r = ad.AnnData(X=_counts(rna, rna_layer, name=rna_key), obs=obs.copy(),
+    r = ad.AnnData(X=_counts(rna, rna_layer, name=rna_mod), obs=obs.copy(),
                    var=pd.DataFrame(index=rna.var_names.astype(str)))
-    a = ad.AnnData(X=_counts(atac, atac_layer, name=atac_key), obs=obs.copy(),
+    a = ad.AnnData(X=_counts(atac, atac_layer, name=atac_mod), obs=obs.copy(),
                    var=pd.DataFrame(index=atac.var_names.astype(str)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -200,11 +201,12 @@ def _quiet_lightning(quiet: bool) -> None:
 # ------------------------------------------------------------------------------------------ GLUE
 
 
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def glue_guidance_graph(
     mdata,
     *,
-    rna_key: str = "rna",
-    atac_key: str = "atac",
+    rna_mod: str = "rna",
+    atac_mod: str = "atac",
     promoter_len: int = 2000,
 ):
     """GLUE's RNA-anchored guidance graph, built from ``var`` coordinates without bedtools.
@@ -218,9 +220,9 @@ def glue_guidance_graph(
     ----------
     mdata
         MuData with gene (``rna.var``) and peak (``atac.var``) coordinates.
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
     promoter_len
         Length of the promoter upstream of the TSS linked to overlapping peaks (bp).
@@ -231,12 +233,12 @@ def glue_guidance_graph(
     """
     import networkx as nx
 
-    rna, atac = _paired_modalities(mdata, rna_key, atac_key)
+    rna, atac = paired_modalities(mdata, rna_mod, atac_mod)
     for col in ("chrom", "start", "end"):
         if col not in atac.var:
-            raise AttuneInputError(f"mdata[{atac_key!r}].var lacks {col!r} (needed for GLUE's guidance graph)")
+            raise AttuneInputError(f"mdata[{atac_mod!r}].var lacks {col!r} (needed for GLUE's guidance graph)")
         if col not in rna.var:
-            raise AttuneInputError(f"mdata[{rna_key!r}].var lacks {col!r} (needed for GLUE's guidance graph)")
+            raise AttuneInputError(f"mdata[{rna_mod!r}].var lacks {col!r} (needed for GLUE's guidance graph)")
     gv = rna.var
     strand = gv["strand"].astype(str).to_numpy() if "strand" in gv else np.full(rna.n_vars, "+")
     g_ok = gv["chrom"].notna().to_numpy() & gv["start"].notna().to_numpy() & gv["end"].notna().to_numpy()
@@ -273,6 +275,7 @@ def glue_guidance_graph(
     return graph
 
 
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def run_glue(
     mdata,
     *,
@@ -281,8 +284,8 @@ def run_glue(
     max_epochs: int = 30,
     batch_size: int = 128,
     n_comps: int = 50,
-    rna_key: str = "rna",
-    atac_key: str = "atac",
+    rna_mod: str = "rna",
+    atac_mod: str = "atac",
     rna_layer: str | None = None,
     atac_layer: str | None = None,
     promoter_len: int = 2000,
@@ -320,9 +323,9 @@ def run_glue(
         Cells per batch.
     n_comps
         PCA / LSI components fed to the encoders.
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
     rna_layer
         RNA count layer (None: ``counts`` when present, else ``.X``).
@@ -351,14 +354,14 @@ def run_glue(
 
     from ..pp import lsi as _lsi
 
-    rna, atac = _paired_modalities(mdata, rna_key, atac_key)
+    rna, atac = paired_modalities(mdata, rna_mod, atac_mod)
     if max_epochs < 1:
         raise AttuneInputError(f"max_epochs must be >= 1, got {max_epochs}")
-    graph = glue_guidance_graph(mdata, rna_key=rna_key, atac_key=atac_key, promoter_len=promoter_len)
+    graph = glue_guidance_graph(mdata, rna_mod=rna_mod, atac_mod=atac_mod, promoter_len=promoter_len)
     names = rna.obs_names.astype(str)
-    r = ad.AnnData(X=_counts(rna, rna_layer, name=rna_key), obs=pd.DataFrame(index=names),
+    r = ad.AnnData(X=_counts(rna, rna_layer, name=rna_mod), obs=pd.DataFrame(index=names),
                    var=pd.DataFrame(index=rna.var_names.astype(str)))
-    a = ad.AnnData(X=_counts(atac, atac_layer, name=atac_key), obs=pd.DataFrame(index=names),
+    a = ad.AnnData(X=_counts(atac, atac_layer, name=atac_mod), obs=pd.DataFrame(index=names),
                    var=pd.DataFrame(index=atac.var_names.astype(str)))
     r.var["highly_variable"] = True
     a.var["highly_variable"] = True

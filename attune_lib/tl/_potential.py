@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from .._access import counts_matrix as _counts_layer
 from .._access import layer_matrix, matrix_state
 from .._access import log_expression as _log_expression
-from .._utils import AttuneInputError, as_csr, check_values, get_modality, progress
+from .._utils import AttuneInputError, as_csr, check_values, get_modality, progress, renamed_kwargs
 from ._obs import group_codes as _group_codes
 from ._obs import group_matrix as _group_matrix
 from ._obs import is_mudata as _is_mudata
@@ -70,7 +70,8 @@ def _dense(X) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # residuals
 # --------------------------------------------------------------------------------------------------
-def residuals(mdata, *, predicted_layer: str, measured_layer: str | None = None, rna_key: str = "rna",
+@renamed_kwargs(rna_key="rna_mod")
+def residuals(mdata, *, predicted_layer: str, measured_layer: str | None = None, rna_mod: str = "rna",
               standardize: bool = True, center_cells: bool = True, key_added: str = "residual") -> None:
     """Residual of modalities: predicted minus measured expression (paper Fig. 3G, Methods).
 
@@ -86,7 +87,7 @@ def residuals(mdata, *, predicted_layer: str, measured_layer: str | None = None,
     mdata
         MuData with an RNA modality (or an AnnData of RNA).
     predicted_layer
-        Layer of ``mdata[rna_key]`` with expression predicted from ATAC (e.g. ``"attune_predicted"`` from
+        Layer of ``mdata[rna_mod]`` with expression predicted from ATAC (e.g. ``"attune_predicted"`` from
         :meth:`attune_lib.models.RNAPredictor.predict_to_layer`).
     measured_layer
         Layer with the measured expression (None: ``.X``; raw counts are log-normalised first).
@@ -99,11 +100,11 @@ def residuals(mdata, *, predicted_layer: str, measured_layer: str | None = None,
         ``cis`` predictor cannot know; it is removed so that it does not look like chromatin potential.
     key_added
         Layer receiving the residuals (dense float32); settings go to ``uns[key_added]``.
-    rna_key
+    rna_mod
         RNA modality name.
     """
-    rna = get_modality(mdata, rna_key, role="RNA") if _is_mudata(mdata) else mdata
-    where = f"mdata[{rna_key!r}]" if _is_mudata(mdata) else "adata"
+    rna = get_modality(mdata, rna_mod, role="RNA") if _is_mudata(mdata) else mdata
+    where = f"mdata[{rna_mod!r}]" if _is_mudata(mdata) else "adata"
     if predicted_layer not in rna.layers:
         raise AttuneInputError(f"predicted_layer={predicted_layer!r} not found in {where}.layers; "
                                f"available: {sorted(rna.layers)}")
@@ -144,8 +145,9 @@ def _link_matrix(links: pd.DataFrame, genes: pd.Index, peaks: pd.Index, weight: 
     return (W @ sp.diags(1.0 / col)).tocsr()
 
 
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def cis_predicted_expression(mdata, *, links: pd.DataFrame, weight: str | None = "weight",
-                             rna_key: str = "rna", atac_key: str = "atac", rna_layer: str | None = None,
+                             rna_mod: str = "rna", atac_mod: str = "atac", rna_layer: str | None = None,
                              atac_layer: str | None = None, use_rep: str | None = "X_lsi", n_neighbors: int = 15,
                              n_splines: int = 8, key_added: str = "cis_predicted") -> None:
     """Chromatin-only ("cis") prediction of each gene from its own linked peaks; a stand-in prediction head.
@@ -174,9 +176,9 @@ def cis_predicted_expression(mdata, *, links: pd.DataFrame, weight: str | None =
         RNA layer receiving the prediction (dense float32, log-normalised scale).
     mdata
         Paired MuData.
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
     n_neighbors
         Neighbours of the kNN smoothing on ``use_rep``.
@@ -185,13 +187,13 @@ def cis_predicted_expression(mdata, *, links: pd.DataFrame, weight: str | None =
     """
     from pygam import LinearGAM, s
 
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    atac = get_modality(mdata, atac_mod, role="ATAC")
     if not rna.obs_names.equals(atac.obs_names):
-        raise AttuneInputError(f"mdata[{rna_key!r}] and mdata[{atac_key!r}] must hold the same cells in the same order")
+        raise AttuneInputError(f"mdata[{rna_mod!r}] and mdata[{atac_mod!r}] must hold the same cells in the same order")
     W = _link_matrix(links, rna.var_names, atac.var_names, weight)
-    Y = _log_expression(rna, rna_layer, f"mdata[{rna_key!r}]")
-    A, used = _counts_layer(atac, atac_layer, f"mdata[{atac_key!r}]", kind="any")
+    Y = _log_expression(rna, rna_layer, f"mdata[{rna_mod!r}]")
+    A, used = _counts_layer(atac, atac_layer, f"mdata[{atac_mod!r}]", kind="any")
     A = as_csr(A, dtype=np.float64)
     if matrix_state(atac, used) != "log-normalised":  # counts or scaled counts: accessibility per 10k
         tot = np.asarray(A.sum(axis=1)).ravel()
@@ -221,7 +223,8 @@ def cis_predicted_expression(mdata, *, links: pd.DataFrame, weight: str | None =
 # --------------------------------------------------------------------------------------------------
 # pseudotime
 # --------------------------------------------------------------------------------------------------
-def topic_pseudotime(mdata, *, start_cell: str, n_topics: int = 10, n_components: int = 10, atac_key: str = "atac",
+@renamed_kwargs(atac_key="atac_mod")
+def topic_pseudotime(mdata, *, start_cell: str, n_topics: int = 10, n_components: int = 10, atac_mod: str = "atac",
                      layer: str | None = None, max_iter: int = 50, knn: int = 30, num_waypoints: int = 500,
                      method: str = "palantir", seed: int = 0, key_added: str = "topic_pseudotime") -> None:
     """Pseudotime from ATAC topics (paper Methods "Pseudotime inference": cisTopic + Palantir).
@@ -257,7 +260,7 @@ def topic_pseudotime(mdata, *, start_cell: str, n_topics: int = 10, n_components
         Seeds LDA, the diffusion map and Palantir's waypoint sampling.
     mdata
         MuData with the ATAC modality.
-    atac_key
+    atac_mod
         ATAC modality name.
     method
         ``"palantir"`` or ``"dpt"`` (see above).
@@ -266,8 +269,8 @@ def topic_pseudotime(mdata, *, start_cell: str, n_topics: int = 10, n_components
     """
     if method not in ("palantir", "dpt"):
         raise AttuneInputError(f"method must be 'palantir' or 'dpt', got {method!r}")
-    atac = get_modality(mdata, atac_key, role="ATAC") if _is_mudata(mdata) else mdata
-    where = f"mdata[{atac_key!r}]" if _is_mudata(mdata) else "adata"
+    atac = get_modality(mdata, atac_mod, role="ATAC") if _is_mudata(mdata) else mdata
+    where = f"mdata[{atac_mod!r}]" if _is_mudata(mdata) else "adata"
     if start_cell not in atac.obs_names:
         raise AttuneInputError(f"start_cell={start_cell!r} is not an obs name of {where}")
     for name, v, lo in (("n_topics", n_topics, 2), ("n_components", n_components, 2), ("knn", knn, 2)):
@@ -547,13 +550,14 @@ def _classify(f: np.ndarray, grid: np.ndarray, *, order: int, min_sd: float, sd:
     return "complex", t_max, t_min
 
 
+@renamed_kwargs(rna_key="rna_mod")
 def residual_trends(
     mdata,
     *,
     pseudotime_key: str = "pseudotime",
     layer: str = "residual",
     genes: Sequence[str] | None = None,
-    rna_key: str = "rna",
+    rna_mod: str = "rna",
     n_splines: int = 10,
     lam: float = 10.0,
     n_grid: int = 100,
@@ -595,7 +599,7 @@ def residual_trends(
         obs column with the pseudotime.
     layer
         RNA layer with the residuals.
-    rna_key
+    rna_mod
         RNA modality name.
     n_grid
         Pseudotime grid points of the curves.
@@ -610,8 +614,8 @@ def residual_trends(
     """
     from pygam import LinearGAM, s
 
-    rna = get_modality(mdata, rna_key, role="RNA") if _is_mudata(mdata) else mdata
-    where = f"mdata[{rna_key!r}]" if _is_mudata(mdata) else "adata"
+    rna = get_modality(mdata, rna_mod, role="RNA") if _is_mudata(mdata) else mdata
+    where = f"mdata[{rna_mod!r}]" if _is_mudata(mdata) else "adata"
     if layer not in rna.layers:
         raise AttuneInputError(f"layer={layer!r} not found in {where}.layers; run attune_lib.tl.residuals first "
                                f"(available: {sorted(rna.layers)})")

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._utils import AttuneInputError, as_csr, check_values, get_modality, progress
+from .._utils import AttuneInputError, as_csr, check_values, get_modality, progress, renamed_kwargs
 from ..metrics import genewise_pearson, prediction_metrics
 
 logger = logging.getLogger("attune_lib")
@@ -419,6 +419,7 @@ def _check_settings(settings, contrasts) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(settings)), list(dict.fromkeys(contrasts))
 
 
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def run_prediction_benchmark(
     mdata,
     *,
@@ -444,8 +445,8 @@ def run_prediction_benchmark(
     lasso_n_peaks: int = 2000,
     lasso_n_alphas: int = 12,
     cv: int = 4,
-    rna_key: str = "rna",
-    atac_key: str = "atac",
+    rna_mod: str = "rna",
+    atac_mod: str = "atac",
     rna_layer: str | None = None,
     atac_layer: str | None = "counts",
     truth_layer: str | None = "truth_mean",
@@ -481,7 +482,7 @@ def run_prediction_benchmark(
     lasso_input, lasso_n_peaks, lasso_n_alphas, cv
         Input of the ``lasso`` setting (``"lsi"`` or ``"peaks"``), peaks used by ``"peaks"`` and by the
         ``lasso_peaks`` setting, alpha grid size and CV folds; see :func:`fit_lasso`.
-    rna_key, atac_key
+    rna_mod, atac_mod
         Modalities.
     rna_layer
         Log-normalised expression (target and Attune RNA input); None = ``.X``.
@@ -519,24 +520,24 @@ def run_prediction_benchmark(
     for name, v in (("pretrain_epochs", pretrain_epochs), ("finetune_epochs", finetune_epochs)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise AttuneInputError(f"{name} must be a positive integer, got {v!r}")
-    rna = get_modality(mdata, rna_key, role="RNA")
-    atac = get_modality(mdata, atac_key, role="ATAC")
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    atac = get_modality(mdata, atac_mod, role="ATAC")
     if rna.n_obs != atac.n_obs or not rna.obs_names.equals(atac.obs_names):
-        raise AttuneInputError(f"mdata[{rna_key!r}] and mdata[{atac_key!r}] must hold the same cells in the same order")
+        raise AttuneInputError(f"mdata[{rna_mod!r}] and mdata[{atac_mod!r}] must hold the same cells in the same order")
     from .._access import get_matrix, matrix_state
 
     if atac_layer == "counts" and "counts" not in atac.layers:
         atac_layer = None  # no counts layer (normalised input): the ATAC values as they are, by their state
-    for key, adata, layer in ((rna_key, rna, rna_layer), (atac_key, atac, atac_layer)):
+    for key, adata, layer in ((rna_mod, rna, rna_layer), (atac_mod, atac, atac_layer)):
         if layer is not None and layer not in adata.layers:
             raise AttuneInputError(f"layer {layer!r} not found in mdata[{key!r}].layers; available: "
                                    f"{sorted(adata.layers)}")
-    Y_raw, _, _ = get_matrix(rna, "log-normalised", layer=rna_layer, where=f"mdata[{rna_key!r}]")
+    Y_raw, _, _ = get_matrix(rna, "log-normalised", layer=rna_layer, where=f"mdata[{rna_mod!r}]")
     X_raw = atac.X if atac_layer is None else atac.layers[atac_layer]
     atac_tfidf = matrix_state(atac, atac_layer) != "log-normalised"
-    check_values(Y_raw, name=f"mdata[{rna_key!r}]." + ("X" if rna_layer is None else f"layers[{rna_layer!r}]"),
+    check_values(Y_raw, name=f"mdata[{rna_mod!r}]." + ("X" if rna_layer is None else f"layers[{rna_layer!r}]"),
                  allow_negative=True)
-    check_values(X_raw, name=f"mdata[{atac_key!r}]." + ("X" if atac_layer is None else f"layers[{atac_layer!r}]"))
+    check_values(X_raw, name=f"mdata[{atac_mod!r}]." + ("X" if atac_layer is None else f"layers[{atac_layer!r}]"))
     Y = np.ascontiguousarray(Y_raw.toarray() if sp.issparse(Y_raw) else np.asarray(Y_raw), dtype=np.float32)
     X = as_csr(X_raw)
     X.sort_indices()

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .._access import log_expression as _log_expression
-from .._utils import AttuneInputError, get_modality
+from .._utils import AttuneInputError, get_modality, renamed_kwargs
 from ._obs import group_codes as _group_codes
 from ._obs import group_matrix as _group_matrix
 from ._obs import is_mudata as _is_mudata
@@ -247,7 +247,8 @@ def fuzzy_cmeans(profiles: pd.DataFrame, *, n_clusters: int | None = None, c_ran
             "m": m, "alpha": float(alpha), "fpc": fpc, "profiles": profiles}
 
 
-def peak_soft_clusters(mdata, *, peaks: Sequence[str], groupby: str = "pt_group", atac_key: str = "atac",
+@renamed_kwargs(atac_key="atac_mod")
+def peak_soft_clusters(mdata, *, peaks: Sequence[str], groupby: str = "pt_group", atac_mod: str = "atac",
                        layer: str | None = None, n_clusters: int | None = None, c_range: tuple[int, int] = (2, 20),
                        m: float | None = None, alpha: float = 0.5, seed: int = 0,
                        key_added: str | None = "peak_clusters") -> dict[str, Any]:
@@ -257,7 +258,7 @@ def peak_soft_clusters(mdata, *, peaks: Sequence[str], groupby: str = "pt_group"
     :func:`attune_lib.tl.pseudobulk`), standardised per peak; peaks that are constant across groups
     (e.g. never detected) are dropped with a warning; then :func:`fuzzy_cmeans`.
 
-    Returns the :func:`fuzzy_cmeans` dict (also stored in ``mdata[atac_key].uns[key_added]`` unless
+    Returns the :func:`fuzzy_cmeans` dict (also stored in ``mdata[atac_mod].uns[key_added]`` unless
     ``key_added`` is None).
 
     Parameters
@@ -268,7 +269,7 @@ def peak_soft_clusters(mdata, *, peaks: Sequence[str], groupby: str = "pt_group"
         Peaks to cluster (e.g. from :func:`gene_peaks`).
     groupby
         obs column with the pseudo-bulk groups (:func:`attune_lib.tl.pseudobulk_groups`).
-    atac_key
+    atac_mod
         ATAC modality name.
     layer
         ATAC counts (None: ``counts`` when present, else ``.X``).
@@ -283,11 +284,11 @@ def peak_soft_clusters(mdata, *, peaks: Sequence[str], groupby: str = "pt_group"
     seed
         Seeds the initialisations.
     key_added
-        ``mdata[atac_key].uns`` key of the result (None: only return).
+        ``mdata[atac_mod].uns`` key of the result (None: only return).
     """
-    atac = get_modality(mdata, atac_key, role="ATAC") if _is_mudata(mdata) else mdata
+    atac = get_modality(mdata, atac_mod, role="ATAC") if _is_mudata(mdata) else mdata
     peaks = list(dict.fromkeys(str(p) for p in peaks))
-    prof = pseudobulk(mdata, groupby=groupby, modality=atac_key, layer=layer, features=peaks, standardize=False)
+    prof = pseudobulk(mdata, groupby=groupby, modality=atac_mod, layer=layer, features=peaks, standardize=False)
     keep = prof.std(axis=1) > 0
     if (~keep).any():
         warnings.warn(f"{int((~keep).sum())} peak(s) constant across {groupby!r} groups dropped before clustering",
@@ -301,8 +302,9 @@ def peak_soft_clusters(mdata, *, peaks: Sequence[str], groupby: str = "pt_group"
     return res
 
 
+@renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
 def transit_pattern(mdata, *, peak_groups: Mapping[str, Sequence[str]], gene_groups: Mapping[str, Sequence[str]],
-                    groupby: str = "pt_group", rna_key: str = "rna", atac_key: str = "atac",
+                    groupby: str = "pt_group", rna_mod: str = "rna", atac_mod: str = "atac",
                     rna_layer: str | None = None, atac_layer: str | None = None) -> pd.DataFrame:
     """Standardised pseudo-bulk profiles of each cluster's peaks and co-occurring genes (Fig. 4E).
 
@@ -316,9 +318,9 @@ def transit_pattern(mdata, *, peak_groups: Mapping[str, Sequence[str]], gene_gro
         ``{cluster: gene names}`` (e.g. the co-occurring genes).
     groupby
         obs column with the pseudo-bulk groups.
-    rna_key
+    rna_mod
         RNA modality name.
-    atac_key
+    atac_mod
         ATAC modality name.
     rna_layer
         RNA layer with log-normalised expression (None: ``.X``).
@@ -334,12 +336,12 @@ def transit_pattern(mdata, *, peak_groups: Mapping[str, Sequence[str]], gene_gro
         pk = [str(p) for p in peak_groups[name]]
         ge = [str(g) for g in gene_groups.get(name, [])]
         if pk:
-            P = pseudobulk(mdata, groupby=groupby, modality=atac_key, layer=atac_layer, features=pk)
+            P = pseudobulk(mdata, groupby=groupby, modality=atac_mod, layer=atac_layer, features=pk)
             P.index = pd.MultiIndex.from_tuples([(str(name), "peak", p) for p in P.index],
                                                 names=["cluster", "kind", "feature"])
             blocks.append(P)
         if ge:
-            G = rna_group_profiles(mdata, groupby=groupby, rna_key=rna_key, rna_layer=rna_layer, genes=ge)
+            G = rna_group_profiles(mdata, groupby=groupby, rna_mod=rna_mod, rna_layer=rna_layer, genes=ge)
             G = G.sub(G.mean(axis=1), axis=0).div(G.std(axis=1, ddof=1).replace(0, 1), axis=0)
             G.index = pd.MultiIndex.from_tuples([(str(name), "gene", g) for g in G.index],
                                                 names=["cluster", "kind", "feature"])
@@ -349,11 +351,12 @@ def transit_pattern(mdata, *, peak_groups: Mapping[str, Sequence[str]], gene_gro
     return pd.concat(blocks)
 
 
-def rna_group_profiles(mdata, *, groupby: str, rna_key: str, rna_layer: str | None,
+@renamed_kwargs(rna_key="rna_mod")
+def rna_group_profiles(mdata, *, groupby: str, rna_mod: str, rna_layer: str | None,
                   genes: Sequence[str] | None = None) -> pd.DataFrame:
     """Mean log-normalised expression per group (genes x groups); counts are log-normalised per cell first."""
-    rna = get_modality(mdata, rna_key, role="RNA")
-    where = f"mdata[{rna_key!r}]"
+    rna = get_modality(mdata, rna_mod, role="RNA")
+    where = f"mdata[{rna_mod!r}]"
     gidx = np.arange(rna.n_vars) if genes is None else rna.var_names.get_indexer([str(g) for g in genes])
     if (gidx < 0).any():
         raise AttuneInputError(f"{int((gidx < 0).sum())} gene(s) not in {where}.var_names")
