@@ -214,8 +214,8 @@ def _xname(where: str, layer: str | None) -> str:
     return f"{where}." + ("X" if layer is None else f"layers[{layer!r}]")
 
 
-def lognormalize(X, *, target_sum: float = 1e4) -> sp.csr_matrix:
-    """``log1p`` of each cell scaled to ``target_sum`` (scanpy's ``normalize_total`` + ``log1p``), as float32 CSR.
+def lognormalize(X, *, target_sum: float = 1e4, dtype=np.float32) -> sp.csr_matrix:
+    """``log1p`` of each cell scaled to ``target_sum`` (scanpy's ``normalize_total`` + ``log1p``), as CSR.
 
     Cells with no counts stay all-zero.
 
@@ -225,6 +225,8 @@ def lognormalize(X, *, target_sum: float = 1e4) -> sp.csr_matrix:
         Counts or normalised values, cells x features.
     target_sum
         Total per cell after scaling.
+    dtype
+        Output dtype (float32; the arithmetic is float64 either way).
     """
     X = sp.csr_matrix(X, dtype=np.float64)
     total = np.asarray(X.sum(axis=1)).ravel()
@@ -232,7 +234,7 @@ def lognormalize(X, *, target_sum: float = 1e4) -> sp.csr_matrix:
     out = sp.csr_matrix(sp.diags(scale) @ X)
     np.log1p(out.data, out=out.data)
     out.eliminate_zeros()
-    return out.astype(np.float32)
+    return out.astype(dtype)
 
 
 def get_matrix(adata, kind: str = "any", *, layer: str | None = None, where: str = "adata",

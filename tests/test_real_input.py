@@ -348,10 +348,10 @@ def test_each_atac_state_through_the_recipe(bmmc_pair, state):
     assert ("tfidf" in a.layers) == (state != "log-normalised")
     assert a.obsm["X_lsi"].shape[0] == a.n_obs and np.isfinite(a.obsm["X_lsi"]).all()
     if state == "normalised":  # TF-IDF of the scaled values as given (not of logs); its TF ignores the scaling
-        from attune_lib.pp._atac import _tfidf_matrix
+        from attune_lib.pp._atac import tfidf_matrix
 
         keep = np.flatnonzero(atac.var_names.isin(a.var_names))
-        np.testing.assert_allclose(a.layers["tfidf"].toarray(), _tfidf_matrix(values[:, keep]).toarray(), rtol=1e-4,
+        np.testing.assert_allclose(a.layers["tfidf"].toarray(), tfidf_matrix(values[:, keep]).toarray(), rtol=1e-4,
                                    atol=1e-5)
 
 

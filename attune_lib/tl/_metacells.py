@@ -11,6 +11,7 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
+from .._access import lognormalize
 from .._utils import as_csr, get_modality, renamed_kwargs
 
 logger = logging.getLogger("attune_lib")
@@ -33,11 +34,6 @@ def aggregation_matrix(adata, layer: str | None, where: str) -> sp.csr_matrix:
     X, _, _ = get_matrix(adata, "scaled", layer=explicit, where=where, step="link baselines (metacell sums)",
                          param="rna_layer/atac_layer")
     return as_csr(X, dtype=np.float64)
-
-
-def _lognorm(S: np.ndarray) -> np.ndarray:
-    tot = S.sum(1, keepdims=True)
-    return np.log1p(S / np.maximum(tot, 1e-12) * 1e4)
 
 
 @renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
@@ -72,7 +68,7 @@ def knn_metacells(mdata, *, rna_mod: str, atac_mod: str, rna_layer: str | None, 
     seeds = np.sort(rng.choice(n, size=M, replace=False))
     nn_idx = NearestNeighbors(n_neighbors=k).fit(rep).kneighbors(rep[seeds], return_distance=False)
     A = sp.csr_matrix((np.ones(M * k), nn_idx.ravel(), np.arange(0, M * k + 1, k)), shape=(M, n))
-    return _lognorm((A @ Xr).toarray()), _lognorm((A @ Xa).toarray())
+    return (lognormalize(A @ Xr, dtype=np.float64).toarray(), lognormalize(A @ Xa, dtype=np.float64).toarray())
 
 
 def standardise_columns(X: np.ndarray) -> np.ndarray:
