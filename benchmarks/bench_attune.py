@@ -218,6 +218,20 @@ def compare_dense(module, mdata, res: dict, args, n_batch: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------- peers
+def multivi_epoch(mdata, *, seed: int, epochs=(1, 3)) -> dict:
+    """MultiVI's per-epoch training time: two runs of ``run_multivi`` (``epochs[0]`` and ``epochs[1]``
+    epochs, no early stopping, scvi-tools' default 90 % training split); the difference of their wall times
+    divided by the extra epochs removes setup, data registration and embedding."""
+    from attune_lib.tl._peers import run_multivi
+
+    times = []
+    for e in epochs:
+        t0 = time.perf_counter()
+        run_multivi(mdata, seed=seed, progress_bar=False, max_epochs=e, early_stopping=False)
+        times.append(time.perf_counter() - t0)
+    return {"multivi_runs_s": times, "multivi_epoch_s": (times[1] - times[0]) / (epochs[1] - epochs[0])}
+
+
 def time_peers(mdata, *, seed: int) -> list[str]:
     """One epoch of MultiVI and GLUE through ``attune_lib.tl._peers`` (wall time of the whole call)."""
     try:
@@ -256,6 +270,10 @@ def main(argv=None) -> int:
     ap.add_argument("--generator", choices=("auto", "simulate", "own"), default="auto")
     ap.add_argument("--epochs", type=int, default=1, help="sparse epochs actually run (then extrapolated to 20)")
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--extra-batch", nargs="*", default=[], metavar="BS:LR",
+                    help="also time Attune epochs at these batch_size:lr settings (e.g. 512:2e-4)")
+    ap.add_argument("--multivi-epoch", action="store_true",
+                    help="measure MultiVI's per-epoch time (1- and 3-epoch runs) and print the Attune/MultiVI ratio")
     ap.add_argument("--compare-batches", type=int, default=3, help="batches timed for both formulations")
     ap.add_argument("--dense-mem-gb", type=float, default=4.0, help="memory budget of one dense chunk")
     ap.add_argument("--no-value-batchnorm", action="store_true")
@@ -333,6 +351,32 @@ def main(argv=None) -> int:
           f"(+{res['sparse_extra_rss_gib']:.2f} GiB during training); embedding all cells {res['embed_all_s']:.1f} s; "
           f"process CPU time {res['sparse_epoch_cpu_s']:.1f} s/epoch; load average {res['load_start']:.1f} -> "
           f"{res['load_after_sparse']:.1f}", flush=True)
+
+    # --- other batch sizes, then MultiVI per epoch, side by side in this run
+    for setting in args.extra_batch:
+        bs, lr = setting.split(":")
+        m2 = Attune(mdata, seed=args.seed, value_batchnorm=vbn)
+        with PeakRSS() as mem2:
+            m2.train(max_epochs=args.epochs, batch_size=int(bs), lr=float(lr), lr_end=float(lr) / 100,
+                     device="cpu", progress_bar=False)
+        t = float(m2.history["time_s"].mean())
+        res[f"epoch_s_bs{bs}"] = t
+        print(f"sparse Attune batch {bs} (lr {lr}): {t:.1f} s/epoch (epochs "
+              f"{', '.join(f'{x:.1f}' for x in m2.history['time_s'])}); peak RSS {mem2.peak / GiB:.2f} GiB; "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
+    if args.multivi_epoch:
+        try:
+            res.update(multivi_epoch(mdata, seed=args.seed))
+        except ImportError as err:
+            print(f"MultiVI: skipped ({err})")
+        else:
+            mv = res["multivi_epoch_s"]
+            print(f"MultiVI: {mv:.1f} s/epoch (runs of 1 and 3 epochs: "
+                  f"{', '.join(f'{x:.1f}' for x in res['multivi_runs_s'])} s); load {os.getloadavg()[0]:.1f}",
+                  flush=True)
+            for key in [k for k in res if k.startswith("epoch_s_bs")] + ["sparse_epoch_s"]:
+                name = "batch " + (key[len("epoch_s_bs"):] if key != "sparse_epoch_s" else str(args.batch_size))
+                print(f"ratio MultiVI epoch / Attune epoch ({name}): {mv / res[key]:.2f}x", flush=True)
 
     # --- the same batches, both formulations
     if not args.no_dense:

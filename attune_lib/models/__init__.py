@@ -8,6 +8,8 @@
 * :class:`BaseModel` - the shared contract (setup registry, ``is_trained``, ``history``, save/load);
   see :mod:`attune_lib.models.base`.
 * :class:`CSRBatch`, :class:`PairedCSRSource` - sparse mini-batching.
+* :class:`OnDiskPairedSource`, :func:`prefetch_batches` - streaming mini-batches from ``.h5ad`` files.
+* :func:`init_distributed` - data-parallel training under ``torchrun`` (see :mod:`._distributed`).
 """
 
 from ._attune import Attune
@@ -15,6 +17,8 @@ from ._attune_losses import CONTRAST_PAIRS, contrastive_loss, nt_xent
 from ._attune_module import AttuneModule
 from ._attune_nn import SparseFeatureBatchNorm, StudentEncoder, TeacherEncoder
 from ._data import CSRBatch, PairedCSRSource, csr_batch, iter_index_batches
+from ._distributed import init_distributed
+from ._streaming import OnDiskPairedSource, prefetch_batches
 from ._training import EarlyStopping, Phase, StopTraining, Trainer, atomic_torch_save, evaluate_loss
 from .base import BaseModel
 
@@ -25,6 +29,7 @@ __all__ = [
     "BaseModel",
     "CSRBatch",
     "EarlyStopping",
+    "OnDiskPairedSource",
     "PairedCSRSource",
     "Phase",
     "SparseFeatureBatchNorm",
@@ -36,8 +41,10 @@ __all__ = [
     "contrastive_loss",
     "csr_batch",
     "evaluate_loss",
+    "init_distributed",
     "iter_index_batches",
     "nt_xent",
+    "prefetch_batches",
 ]
 
 from ._prediction import RNAPredictionModule, RNAPredictor, align_peaks, predict_rna_from_atac

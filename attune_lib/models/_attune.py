@@ -23,6 +23,7 @@ from .._utils import (
     examples,
     get_modality,
     name_mismatch,
+    renamed_kwargs,
 )
 from ._attune_module import AttuneModule
 from ._data import PairedCSRSource, csr_batch, n_batches
@@ -83,8 +84,8 @@ class Attune(BaseModel):
         ``"default"`` (RNA-teacher vs ATAC-teacher + RNA-student vs ATAC-student), ``"intra"``
         (student vs teacher within each modality) or ``"cross"`` (RNA-teacher vs ATAC-student + RNA-student vs
         ATAC-teacher; the paper's RtAs_RsAt).
-    dropout
-        Dropout rate of teachers and students.
+    dropout_rate
+        Dropout rate of teachers and students (old name ``dropout``).
     temperature
         NT-Xent temperature.
     value_batchnorm
@@ -104,7 +105,8 @@ class Attune(BaseModel):
 
     # ------------------------------------------------------------------------------------------ setup
     @staticmethod
-    def setup_mudata(mdata, *, rna_key: str = "rna", atac_key: str = "atac", rna_layer: str | None = None,
+    @renamed_kwargs(rna_key="rna_mod", atac_key="atac_mod")
+    def setup_mudata(mdata, *, rna_mod: str = "rna", atac_mod: str = "atac", rna_layer: str | None = None,
                      atac_layer: str | None = None, cell_type_key: str | None = None) -> None:
         """Validate a paired MuData and record the settings in ``mdata.uns["_attune_lib_setup"]["Attune"]``.
 
@@ -112,8 +114,8 @@ class Attune(BaseModel):
         ----------
         mdata
             MuData with an RNA and an ATAC modality holding the same cells in the same order.
-        rna_key, atac_key
-            Modality names.
+        rna_mod, atac_mod
+            Modality names (old names ``rna_key``, ``atac_key``).
         rna_layer
             Layer with log-normalised expression (None: ``.X``).
         atac_layer
@@ -122,10 +124,11 @@ class Attune(BaseModel):
         cell_type_key
             Optional ``obs`` column (of ``mdata`` or the RNA modality) with cell types, recorded for downstream use.
         """
+        rna_key, atac_key = rna_mod, atac_mod
         rna = get_modality(mdata, rna_key, role="RNA")
         atac = get_modality(mdata, atac_key, role="ATAC")
         if rna_key == atac_key:
-            raise AttuneInputError(f"rna_key and atac_key must differ, both are {rna_key!r}")
+            raise AttuneInputError(f"rna_mod and atac_mod must differ, both are {rna_key!r}")
         X_rna = _read_matrix(rna, rna_key, rna_layer)
         X_atac = _read_matrix(atac, atac_key, atac_layer)
         if rna.n_obs != atac.n_obs or not rna.obs_names.equals(atac.obs_names):
@@ -150,7 +153,8 @@ class Attune(BaseModel):
         return {k: s.get(k) for k in ("rna_key", "atac_key", "rna_layer", "atac_layer", "cell_type_key")}
 
     # ------------------------------------------------------------------------------------------- init
-    def __init__(self, mdata, *, n_latent: int = 128, contrast: str = "default", dropout: float = 0.1,
+    @renamed_kwargs(dropout="dropout_rate")
+    def __init__(self, mdata, *, n_latent: int = 128, contrast: str = "default", dropout_rate: float = 0.1,
                  temperature: float = 0.1, value_batchnorm: bool = True, seed: int = 0, n_hidden: int = 128):
         setup = self._get_setup(mdata)
         rna = get_modality(mdata, setup["rna_key"], role="RNA")
@@ -159,7 +163,7 @@ class Attune(BaseModel):
             if not ad_.var_names.is_unique:
                 raise AttuneInputError(f"mdata[{key!r}].var_names are not unique; call var_names_make_unique()")
         self._build(mdata, setup, {"rna": rna.var_names.copy(), "atac": atac.var_names.copy()},
-                    {"n_latent": int(n_latent), "contrast": contrast, "dropout": float(dropout),
+                    {"n_latent": int(n_latent), "contrast": contrast, "dropout_rate": float(dropout_rate),
                      "temperature": float(temperature), "value_batchnorm": bool(value_batchnorm),
                      "seed": int(seed), "n_hidden": int(n_hidden)})
 
@@ -168,12 +172,15 @@ class Attune(BaseModel):
         self._setup = setup
         self._var_names = var_names
         self.init_params = init_params
+        if "dropout" in init_params and "dropout_rate" not in init_params:  # saved before the rename
+            init_params = {("dropout_rate" if k == "dropout" else k): v for k, v in init_params.items()}
+        self.init_params = init_params
         p = init_params
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(p["seed"])
             self.module = AttuneModule(
                 len(var_names["rna"]), len(var_names["atac"]), n_hidden=p["n_hidden"], n_latent=p["n_latent"],
-                dropout=p["dropout"], value_batchnorm=p["value_batchnorm"], temperature=p["temperature"],
+                dropout_rate=p["dropout_rate"], value_batchnorm=p["value_batchnorm"], temperature=p["temperature"],
                 contrast=p["contrast"])
         self.module.eval()
         self.is_trained = False
@@ -238,7 +245,7 @@ class Attune(BaseModel):
               lr: float | None = None, lr_end: float | None = None, validation_fraction: float | None = None,
               early_stopping: bool | Mapping[str, Any] | None = None, schedule: str = "auto",
               device: str = "auto", checkpoint_dir: str | os.PathLike | None = None, resume: bool = True,
-              progress_bar: bool = True, callbacks: Iterable[Callable] = ()) -> None:
+              progress_bar: bool = True, callbacks: Iterable[Callable] = (), data=None) -> None:
         """Contrastive pretraining (Adam, lr decaying linearly from ``lr`` to ``lr_end``).
 
         With ``max_epochs`` and ``max_steps`` both None, ``schedule`` chooses them. ``"paper"``: the
@@ -279,12 +286,21 @@ class Attune(BaseModel):
             tqdm bar with the running loss.
         callbacks
             ``fn(trainer, epoch, record)`` after each epoch (see :class:`attune_lib.models.Trainer`).
+        data
+            Train from disk instead of ``mdata``: an :class:`~attune_lib.models.OnDiskPairedSource` with the
+            model's features in the model's order (build the model from its ``template_mudata()``).
+            Mini-batches are read from the files in a background thread; ``X`` is never loaded.
         """
-        mats = self._matrices()
-        plan = self._plan_schedule(mats["rna"].shape[0], batch_size=batch_size, schedule=schedule,
+        if data is None:
+            mats = self._matrices()
+            source = PairedCSRSource(mats)
+            digest = data_digest(source.matrices["rna"], source.matrices["atac"])
+        else:
+            source = self._check_source(data)
+            digest = f"ondisk:{source.digest()}"
+        plan = self._plan_schedule(source.n_obs, batch_size=batch_size, schedule=schedule,
                                    max_epochs=max_epochs, max_steps=max_steps, lr=lr, lr_end=lr_end,
                                    validation_fraction=validation_fraction, early_stopping=early_stopping)
-        source = PairedCSRSource(mats)
         trainer = Trainer(
             self.module, source, max_epochs=plan["max_epochs"], max_steps=plan["max_steps"], batch_size=batch_size,
             lr=plan["lr"], lr_end=plan["lr_end"], validation_fraction=plan["validation_fraction"],
@@ -293,7 +309,7 @@ class Attune(BaseModel):
             fingerprint={**self.init_params, "n_genes": len(self._var_names["rna"]),
                          "n_peaks": len(self._var_names["atac"]),
                          "features": names_digest([*self._var_names["rna"], "|", *self._var_names["atac"]]),
-                         "data": data_digest(source.matrices["rna"], source.matrices["atac"])})
+                         "data": digest}, prefetch=0 if data is None else 2)
         try:
             trainer.fit()
         finally:
@@ -306,6 +322,19 @@ class Attune(BaseModel):
                 "Attune: the %s fell by %.1f %% over the last quarter of the %d steps; the model is probably "
                 "under-trained: train longer (max_steps=), raise lr, or use the default schedule='auto'",
                 self.train_summary_["monitor"], 100 * self.train_summary_["last_quarter_drop"], trainer.step)
+
+    def _check_source(self, data):
+        from ._streaming import OnDiskPairedSource
+
+        if not isinstance(data, OnDiskPairedSource):
+            raise AttuneInputError(f"data must be an OnDiskPairedSource, got {type(data).__name__}")
+        for mod in _MODS:
+            if not data.var_names[mod].equals(self._var_names[mod]):
+                mismatch = name_mismatch(data.var_names[mod], self._var_names[mod])
+                raise AttuneInputError(
+                    f"{data.matrices[mod].path} features differ from the model's ({mismatch or 'other order'}); "
+                    "build the model from data.template_mudata()")
+        return data
 
     @staticmethod
     def _plan_schedule(n_obs: int, *, batch_size: int, schedule: str, max_epochs, max_steps, lr, lr_end,
@@ -368,7 +397,8 @@ class Attune(BaseModel):
         ----------
         mdata
             MuData with the model's features (default: the training MuData). Feature order may differ;
-            missing or extra features raise an error naming their counts.
+            missing or extra features raise an error naming their counts. An
+            :class:`~attune_lib.models.OnDiskPairedSource` is embedded from disk, chunk by chunk.
         modality
             ``"rna"``, ``"atac"`` or ``"joint"`` (concatenation of the normalised RNA and ATAC embeddings,
             ``2 * n_latent`` columns).
@@ -392,6 +422,17 @@ class Attune(BaseModel):
             raise AttuneInputError(f"batch_size must be >= 1, got {batch_size}")
         mdata = self.mdata if mdata is None else mdata
         mods = _MODS if modality == "joint" else (modality,)
+        from ._streaming import OnDiskPairedSource
+
+        if isinstance(mdata, OnDiskPairedSource):  # streamed from disk, chunk by chunk
+            if key_added is not None and key_added is not False:
+                raise AttuneInputError("key_added needs a MuData; with an OnDiskPairedSource only the array "
+                                       "is returned")
+            src = self._check_source(mdata)
+            parts = [np.concatenate([self._embed(chunk, m, network, batch_size)
+                                     for _, chunk in src.matrices[m].iter_chunks(max(batch_size, 8192))])
+                     for m in mods]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         mats = self._matrices(mdata, modalities=mods)
         parts = [self._embed(mats[m], m, network, batch_size) for m in mods]
         Z = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
@@ -632,7 +673,8 @@ class Attune(BaseModel):
             f"  RNA:  {len(self._var_names['rna']):,} genes from {_where(s['rna_key'], s['rna_layer'])}\n"
             f"  ATAC: {len(self._var_names['atac']):,} peaks from {_where(s['atac_key'], s['atac_layer'])}\n"
             f"  contrast={p['contrast']!r}, n_hidden={p['n_hidden']}, n_latent={p['n_latent']}, "
-            f"dropout={p['dropout']}, temperature={p['temperature']}, value_batchnorm={p['value_batchnorm']}, "
+            f"dropout_rate={p['dropout_rate']}, temperature={p['temperature']}, "
+            f"value_batchnorm={p['value_batchnorm']}, "
             f"seed={p['seed']}\n"
             f"  {n_par:,} parameters on {self.device}"
         )

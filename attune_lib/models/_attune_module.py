@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._utils import AttuneInputError
+from .._utils import AttuneInputError, renamed_kwargs
 from ._attune_losses import CONTRAST_PAIRS, contrastive_loss
 from ._attune_nn import StudentEncoder, TeacherEncoder
 from ._data import CSRBatch
+from ._distributed import all_gather_cat, is_distributed
 
 __all__ = ["AttuneModule"]
 
@@ -24,8 +25,8 @@ class AttuneModule(nn.Module):
         Feature-embedding dimension of the teachers and hidden width of the students (128).
     n_latent
         Output (embedding) dimension of all four networks (128).
-    dropout
-        Dropout rate (0.1).
+    dropout_rate
+        Dropout rate (0.1; old name ``dropout``).
     value_batchnorm
         Teachers pass the values through a per-feature batch norm first (the original does).
     temperature
@@ -37,14 +38,15 @@ class AttuneModule(nn.Module):
     :meth:`loss` returns the scvi-tools style dict consumed by :class:`._training.Trainer`.
     """
 
+    @renamed_kwargs(dropout="dropout_rate")
     def __init__(self, n_genes: int, n_peaks: int, *, n_hidden: int = 128, n_latent: int = 128,
-                 dropout: float = 0.1, value_batchnorm: bool = True, temperature: float = 0.1,
+                 dropout_rate: float = 0.1, value_batchnorm: bool = True, temperature: float = 0.1,
                  contrast: str = "default"):
         super().__init__()
         if contrast not in CONTRAST_PAIRS:
             raise AttuneInputError(f"contrast must be one of {sorted(CONTRAST_PAIRS)}, got {contrast!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise AttuneInputError(f"dropout must be in [0, 1), got {dropout}")
+        if not 0.0 <= dropout_rate < 1.0:
+            raise AttuneInputError(f"dropout_rate must be in [0, 1), got {dropout_rate}")
         if temperature <= 0:
             raise AttuneInputError(f"temperature must be > 0, got {temperature}")
         for name, n in (("n_hidden", n_hidden), ("n_latent", n_latent), ("n_genes", n_genes), ("n_peaks", n_peaks)):
@@ -52,7 +54,7 @@ class AttuneModule(nn.Module):
                 raise AttuneInputError(f"{name} must be >= 1, got {n}")
         self.contrast = contrast
         self.temperature = float(temperature)
-        kw = {"n_hidden": n_hidden, "n_latent": n_latent, "dropout": dropout}
+        kw = {"n_hidden": n_hidden, "n_latent": n_latent, "dropout_rate": dropout_rate}
         self.rna_teacher = TeacherEncoder(n_genes, value_batchnorm=value_batchnorm, **kw)
         self.atac_teacher = TeacherEncoder(n_peaks, value_batchnorm=value_batchnorm, **kw)
         # the original student always batch-normalises its input values
@@ -76,5 +78,12 @@ class AttuneModule(nn.Module):
         }
 
     def loss(self, batch: dict[str, CSRBatch]) -> dict[str, torch.Tensor]:
-        """``{"loss": ..., "loss_<term>": ...}`` for the configured contrast design."""
-        return contrastive_loss(self(batch), contrast=self.contrast, temperature=self.temperature)
+        """``{"loss": ..., "loss_<term>": ...}`` for the configured contrast design.
+
+        In distributed training the embeddings of every rank are all-gathered with gradient first, so the
+        loss is the NT-Xent of the global batch (negatives from all ranks); see :mod:`._distributed`.
+        """
+        emb = self(batch)
+        if self.training and is_distributed():
+            emb = {k: all_gather_cat(v) for k, v in emb.items()}
+        return contrastive_loss(emb, contrast=self.contrast, temperature=self.temperature)

@@ -39,8 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .._utils import AttuneInputError
+from .._utils import AttuneInputError, renamed_kwargs
 from ._data import CSRBatch
+from ._distributed import SyncBatchNorm1d, all_reduce_sum, is_distributed
 
 __all__ = [
     "SparseFeatureBatchNorm",
@@ -192,18 +193,27 @@ class SparseFeatureBatchNorm(nn.Module):
         """Mean and biased variance of each feature over the batch's cells, zeros included."""
         B, P = batch.n_rows, self.n_features
         col, val = batch.col, batch.val
-        mean = torch.zeros(P, dtype=val.dtype, device=val.device).index_add_(0, col, val).div_(B)
+        B_local = B
+        sync = self.training and is_distributed()  # global statistics over every rank's cells (data: no gradient)
+        total = torch.zeros(P, dtype=val.dtype, device=val.device).index_add_(0, col, val)
+        if sync:
+            B = int(all_reduce_sum(torch.tensor([float(B)], device=val.device), grad=False))
+            total = all_reduce_sum(total, grad=False)
+        mean = total.div_(B)
         dev = val - mean[col]
         n_nz = torch.bincount(col, minlength=P).to(val.dtype)
-        sq = torch.zeros_like(mean).index_add_(0, col, dev * dev)
-        var = (sq + (B - n_nz) * mean * mean) / B
-        return mean, var
+        sq = torch.zeros_like(mean).index_add_(0, col, dev * dev) + (B_local - n_nz) * mean * mean
+        if sync:
+            sq = all_reduce_sum(sq, grad=False)
+        return mean, sq / B
 
     def forward(self, batch: CSRBatch) -> tuple[torch.Tensor, torch.Tensor]:
         if batch.n_cols != self.n_features:
             raise AttuneInputError(f"batch has {batch.n_cols} features, the layer expects {self.n_features}")
         if self.training:
             B = batch.n_rows
+            if is_distributed():
+                B = int(all_reduce_sum(torch.tensor([float(B)], device=batch.val.device), grad=False))
             if B < 2:
                 raise AttuneInputError("batch norm needs more than 1 cell per training batch (batch_size >= 2)")
             mean, var = self.batch_stats(batch)
@@ -237,8 +247,8 @@ class TeacherEncoder(nn.Module):
         Feature-embedding (token) dimension ``d``.
     n_latent
         Output dimension.
-    dropout
-        Dropout after the pooled batch norm.
+    dropout_rate
+        Dropout after the pooled batch norm (old name ``dropout``).
     value_batchnorm
         Pass the values through one per-feature batch norm before multiplying the embeddings (the original).
     chunk_size
@@ -249,7 +259,8 @@ class TeacherEncoder(nn.Module):
         non-zeros are repeats.
     """
 
-    def __init__(self, n_features: int, *, n_hidden: int = 128, n_latent: int = 128, dropout: float = 0.1,
+    @renamed_kwargs(dropout="dropout_rate")
+    def __init__(self, n_features: int, *, n_hidden: int = 128, n_latent: int = 128, dropout_rate: float = 0.1,
                  value_batchnorm: bool = True, chunk_size: int = 4096, dedup: bool | str = "auto"):
         super().__init__()
         if dedup not in (True, False, "auto"):
@@ -265,8 +276,8 @@ class TeacherEncoder(nn.Module):
         nn.init.zeros_(self.attn_proj.bias)
         bound = math.sqrt(6.0 / (n_hidden + 1))
         self.context = nn.Parameter(torch.empty(n_hidden).uniform_(-bound, bound))
-        self.pool_bn = nn.BatchNorm1d(n_hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.pool_bn = SyncBatchNorm1d(n_hidden)
+        self.dropout = nn.Dropout(dropout_rate)
         self.out = nn.Linear(n_hidden, n_latent)
         _xavier_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -437,20 +448,21 @@ class StudentEncoder(nn.Module):
         Width of the hidden dense layer.
     n_latent
         Output (embedding) dimension.
-    dropout
-        Dropout rate after the hidden layer.
+    dropout_rate
+        Dropout rate after the hidden layer (old name ``dropout``).
     value_batchnorm
         Batch-normalise the input values per feature first (folded into the first layer).
     """
 
-    def __init__(self, n_features: int, *, n_hidden: int = 128, n_latent: int = 128, dropout: float = 0.1,
+    @renamed_kwargs(dropout="dropout_rate")
+    def __init__(self, n_features: int, *, n_hidden: int = 128, n_latent: int = 128, dropout_rate: float = 0.1,
                  value_batchnorm: bool = True):
         super().__init__()
         self.n_features = int(n_features)
         self.value_bn = SparseFeatureBatchNorm(n_features) if value_batchnorm else None
         self.fc1 = SparseLinear(n_features, n_hidden)
-        self.bn = nn.BatchNorm1d(n_hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.bn = SyncBatchNorm1d(n_hidden)
+        self.dropout = nn.Dropout(dropout_rate)
         self.fc2 = nn.Linear(n_hidden, n_latent)
         _xavier_(self.fc2.weight)
         nn.init.zeros_(self.fc2.bias)

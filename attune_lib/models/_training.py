@@ -18,6 +18,12 @@ fingerprint (architecture, feature names, a digest of the training data) and the
 A schedule is a list of :class:`Phase` objects (one by default; scMVP's pretraining, warm-up and joint
 stages are four), each with its own optimiser and parameters. ``max_steps`` caps the optimisation
 steps, and :class:`EarlyStopping` stops on a held-out loss and restores the best epoch's weights.
+
+Under an initialised ``torch.distributed`` process group (one process per device, ``torchrun``) the
+same loop trains data-parallel: ``batch_size`` is the global batch, every rank draws the same shuffled
+global batches and takes its contiguous part, the module is wrapped in
+:class:`~torch.nn.parallel.DistributedDataParallel`, and rank 0 alone writes the checkpoint (atomically;
+the others wait at a barrier). See :mod:`._distributed`.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ import torch
 
 from .._utils import AttuneInputError, progress, resolve_device, set_seed
 from ._data import iter_index_batches, move_to_device, n_batches
+from ._distributed import barrier, is_distributed, local_device, rank, shuffle_seed, world_size
+from ._streaming import prefetch_batches
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -273,6 +281,18 @@ def as_early_stopping(value) -> EarlyStopping | None:
     raise AttuneInputError(f"early_stopping must be None, a bool, a dict or EarlyStopping, got {value!r}")
 
 
+class _LossForward(torch.nn.Module):
+    """``forward(batch, loss_fn)`` = the module's loss: what :class:`~torch.nn.parallel.DistributedDataParallel`
+    wraps (DDP synchronises gradients of what runs through ``forward``)."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, batch, loss_fn=None):
+        return self.module.loss(batch) if loss_fn is None else loss_fn(self.module, batch)
+
+
 class Trainer:
     """Train ``module`` on ``source`` (see the module docstring for both protocols).
 
@@ -329,6 +349,15 @@ class Trainer:
         over the steps actually run; the last epoch may be partial.
     early_stopping
         An :class:`EarlyStopping` (or True / a dict of its arguments) watching the epochs of the last phase.
+    prefetch
+        Training batches read ahead in a background thread (0: read in the loop; on-disk sources use 2).
+
+    Notes
+    -----
+    Distributed (a ``torch.distributed`` group of ``W > 1`` processes): ``batch_size`` is the global
+    batch (each rank gets its contiguous ``1/W`` part), a final batch smaller than
+    ``max(min_batch_size, W)`` is dropped, the shuffling is identical on every rank, dropout is seeded per
+    rank (rank 0 as a single process), and only rank 0 writes checkpoints and shows the progress bar.
     """
 
     def __init__(self, module: torch.nn.Module, source, *, max_epochs: int = 20, batch_size: int = 128,
@@ -338,7 +367,8 @@ class Trainer:
                  callbacks: Iterable[Callable] = (), fingerprint: Mapping[str, Any] | None = None,
                  grad_clip: float | None = None, min_batch_size: int = 2, desc: str = "training",
                  split: tuple[Iterable[int], Iterable[int]] | None = None, phases: Sequence[Phase] | None = None,
-                 max_steps: int | None = None, early_stopping: EarlyStopping | Mapping | bool | None = None):
+                 max_steps: int | None = None, early_stopping: EarlyStopping | Mapping | bool | None = None,
+                 prefetch: int = 0):
         if phases is None:
             if int(max_epochs) < 1:
                 raise AttuneInputError(f"max_epochs must be >= 1, got {max_epochs}")
@@ -377,7 +407,10 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.fingerprint = dict(fingerprint or {})
         self.grad_clip = grad_clip
-        self.min_batch_size = int(min_batch_size)
+        self.prefetch = max(int(prefetch), 0)
+        self._ddp = None
+        self.world_size = world_size()
+        self.min_batch_size = max(int(min_batch_size), self.world_size if is_distributed() else 1)
         self.desc = desc
         self.early_stopping = as_early_stopping(early_stopping)
         if split is None:
@@ -453,6 +486,9 @@ class Trainer:
               finished: bool) -> None:
         if self.checkpoint_path is None:
             return
+        if rank() != 0:  # rank 0 writes; every rank leaves this call once the file is complete
+            barrier()
+            return
         state = {
             "format": "attune_lib.trainer/2",
             "epoch": self.epoch,
@@ -469,6 +505,7 @@ class Trainer:
                                "stopped": self.stopped_early, "state": self._best_state},
         }
         atomic_torch_save(state, self.checkpoint_path)
+        barrier()
 
     def _read_checkpoint(self) -> dict[str, Any]:
         path = self.checkpoint_path
@@ -499,10 +536,19 @@ class Trainer:
     # ---------------------------------------------------------------------------------------------
     def fit(self) -> pd.DataFrame:
         """Run (or resume) training; returns the per-epoch history (also in ``self.history``)."""
+        self.device = local_device(self.device)
         self.module.to(self.device)
         shuffle_rng = np.random.default_rng([0 if self.seed is None else self.seed, 2])
         if self.seed is not None:
             set_seed(self.seed)
+            if rank() != 0:
+                torch.manual_seed(shuffle_seed(self.seed))  # own dropout masks per rank; same shuffling
+        self._ddp = None
+        if is_distributed():
+            custom = any(p.loss is not None or p.parameters is not None for p in self.phases)
+            self._ddp = torch.nn.parallel.DistributedDataParallel(
+                _LossForward(self.module), device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False, find_unused_parameters=custom)
         self.history, self.epoch, self.step = [], 0, 0
         self.stopped_early, self.best_epoch, self.best_value, self._best_state, self._wait = False, None, None, None, 0
         start, opt_state, sched_state, finished = (0, 0, 0), None, None, False
@@ -519,7 +565,8 @@ class Trainer:
             start = tuple(int(v) for v in state["phase"])
             opt_state, sched_state = state["optimizer"], state["scheduler"]
             finished = bool(state["finished"])
-        bar = progress(total=self.total_steps, initial=self.step, enabled=self.progress_bar, desc=self.desc,
+        bar = progress(total=self.total_steps, initial=self.step, enabled=self.progress_bar and rank() == 0,
+                       desc=self.desc,
                        unit="batch")
         completed = False
         try:
@@ -604,12 +651,19 @@ class Trainer:
         bar.set_description(f"{self.desc} {phase.name + ' ' if len(self.phases) > 1 else ''}"
                             f"epoch {self.epoch + 1}/{self.max_epochs}")
         loss_fn = phase.loss
-        for idx in iter_index_batches(self.train_idx, self.batch_size, shuffle=True, rng=shuffle_rng,
-                                      min_batch_size=self.min_batch_size):
+        batches = iter_index_batches(self.train_idx, self.batch_size, shuffle=True, rng=shuffle_rng,
+                                     min_batch_size=self.min_batch_size)
+        if self._ddp is not None:  # this rank's contiguous part of every global batch
+            r, w = rank(), self.world_size
+            batches = (np.array_split(idx, w)[r] for idx in batches)
+        for idx, raw in prefetch_batches(self.source.get_batch, batches, depth=self.prefetch):
             if steps >= steps_left:
                 break
-            batch = move_to_device(self.source.get_batch(idx), self.device)
-            out = self.module.loss(batch) if loss_fn is None else loss_fn(self.module, batch)
+            batch = move_to_device(raw, self.device)
+            if self._ddp is not None:
+                out = self._ddp(batch, loss_fn)
+            else:
+                out = self.module.loss(batch) if loss_fn is None else loss_fn(self.module, batch)
             loss = out["loss"]
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
