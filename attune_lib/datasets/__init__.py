@@ -1,5 +1,6 @@
 """Datasets: manifests resolved through pooch, readers returning MuData, and the multiome simulator."""
 
+from ._calibration import CALIBRATION_REFERENCES, CALIBRATION_STATISTICS, calibration_report, calibration_stats, calibration_targets, measure_calibration_targets  # noqa: E501
 from ._fetch import ChecksumMismatchError, DataNotAvailableError, cache_dir, fetch, is_offline
 from ._manifest import get_manifest, load_manifest, manifest_dir
 from ._readers import (
@@ -34,6 +35,12 @@ from ._simulate import SIMULATOR_PRESETS, simulate_multiome
 
 __all__ = [
     "FILTER_PRESETS",
+    "CALIBRATION_REFERENCES",
+    "CALIBRATION_STATISTICS",
+    "calibration_report",
+    "calibration_stats",
+    "calibration_targets",
+    "measure_calibration_targets",
     "SIMULATOR_PRESETS",
     "apply_preset",
     "ChecksumMismatchError",
