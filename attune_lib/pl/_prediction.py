@@ -1,7 +1,7 @@
 """Plots of the cross-modal prediction benchmark (paper Fig. 2F-H).
 
 They take the tables of :func:`attune_lib.tl.run_prediction_benchmark` (``summary`` and ``per_gene``)
-and return the matplotlib Figure.
+and return the matplotlib Figure; the panels go on the caller's ``ax`` when given.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .._utils import AttuneInputError
+from ._style import CONTRAST_LABELS, figure_title, finish, need_columns, panel_axes, single_axes
 
 __all__ = ["PREDICTION_COLORS", "contrast_ablation_prediction", "prediction_table", "prediction_violins"]
 
@@ -29,8 +30,6 @@ PREDICTION_COLORS = {
     "lsi_ridge": "#bcbd22",
     "noise_free": "#7f7f7f",
 }
-#: the paper's names of the contrast designs (Fig. 2H)
-CONTRAST_LABELS = {"default": "RtAt_RsAs\n(default)", "intra": "RtRs_AtAs\n(intra)", "cross": "RtAs_RsAt\n(cross)"}
 _METRIC_LABELS = {"pearson": "gene-wise Pearson", "spearman": "gene-wise Spearman", "rmse": "RMSE (per gene)",
                   "pearson_truth": "Pearson with noise-free"}
 _LOWER_IS_BETTER = ("rmse",)
@@ -39,14 +38,7 @@ _ORDER = ("attune_finetuned", "attune_finetuned_intra", "attune_finetuned_cross"
 
 
 def _check(df, need: Sequence[str], what: str) -> pd.DataFrame:
-    if not isinstance(df, pd.DataFrame):
-        raise AttuneInputError(f"{what}: expected a DataFrame, got {type(df).__name__}")
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise AttuneInputError(f"{what}: table lacks column(s) {missing}; available: {list(df.columns)}")
-    if df.empty:
-        raise AttuneInputError(f"{what}: the table is empty")
-    return df
+    return need_columns(df, need, what, allow_empty=False)
 
 
 def _order(methods) -> list[str]:
@@ -62,7 +54,7 @@ def _palette(order) -> dict:
 
 def prediction_violins(per_gene: pd.DataFrame, *, metrics: Sequence[str] = ("pearson", "spearman", "rmse"),
                        methods: Sequence[str] | None = None, aggregate: str = "mean",
-                       title: str | None = None) -> Figure:
+                       title: str | None = None, ax=None) -> Figure:
     """Fig. 2F: per-gene metric distributions per method (violins with inner boxes).
 
     Parameters
@@ -76,8 +68,15 @@ def prediction_violins(per_gene: pd.DataFrame, *, metrics: Sequence[str] = ("pea
     aggregate
         ``"mean"``: one value per gene, averaged over splits; ``"none"``: every (split, gene) value.
     title
-        Figure title.
+        Overall title (with ``ax``: the title of the first panel).
+    ax
+        ``len(metrics)`` Axes to draw on, one per metric (None: a new figure).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     df = _check(per_gene, ("method", "gene", *metrics), "prediction_violins")
     if aggregate not in ("mean", "none"):
         raise AttuneInputError(f"aggregate must be 'mean' or 'none', got {aggregate!r}")
@@ -89,9 +88,9 @@ def prediction_violins(per_gene: pd.DataFrame, *, metrics: Sequence[str] = ("pea
     if aggregate == "mean":
         df = df.groupby(["method", "gene"], sort=False)[list(metrics)].mean().reset_index()
     pal = _palette(order)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(3.0, 0.75 * len(order) + 1.2) * len(metrics), 3.6),
-                             squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    fig, axes, created = panel_axes(ax, len(metrics), what="one per metric",
+                                    figsize=(max(3.0, 0.75 * len(order) + 1.2) * len(metrics), 3.6))
+    for ax, metric in zip(axes, metrics):
         d = df.dropna(subset=[metric])
         sns.violinplot(data=d, x="method", y=metric, hue="method", order=order, hue_order=order, palette=pal,
                        ax=ax, cut=0, inner="box", linewidth=0.6, density_norm="width", legend=False)
@@ -103,15 +102,14 @@ def prediction_violins(per_gene: pd.DataFrame, *, metrics: Sequence[str] = ("pea
         ax.set_xlabel("")
         ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(frameon=False, fontsize=7, loc="best")
-    fig.suptitle(title or "RNA predicted from ATAC: per-gene metrics on test cells", fontsize=10)
-    fig.tight_layout()
-    return fig
+    axes[0].legend(frameon=False, fontsize=7, loc="best")
+    figure_title(fig, axes, title or "RNA predicted from ATAC: per-gene metrics on test cells", created)
+    return finish(fig, created)
 
 
 def prediction_table(summary: pd.DataFrame, *, metrics: Sequence[str] = ("pearson", "spearman", "rmse"),
                      paper: pd.DataFrame | None = None, dataset_label: str = "this run",
-                     title: str | None = None) -> Figure:
+                     title: str | None = None, ax=None) -> Figure:
     """Fig. 2G-style comparison table: mean (sd) over splits per method, with the paper's values beside.
 
     Cells are coloured within each metric column over this run's methods (darker = better; RMSE
@@ -130,10 +128,17 @@ def prediction_table(summary: pd.DataFrame, *, metrics: Sequence[str] = ("pearso
     dataset_label
         Name of this run's dataset in the row labels.
     title
-        Figure title.
-    """
-    from ..tl._prediction import paper_prediction_values
+        Axes title.
+    ax
+        Axes to draw on (None: a new figure).
 
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from ..tl import paper_prediction_values
+
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     df = _check(summary, ("method", *metrics), "prediction_table")
     order = _order(df["method"])
     g = df.groupby("method")[list(metrics)]
@@ -155,7 +160,8 @@ def prediction_table(summary: pd.DataFrame, *, metrics: Sequence[str] = ("pearso
         rows.append(f"{r.get('method', 'attune')} ({r.get('source', 'paper')}: {r.get('dataset', '')})")
         texts.append([f"{r[c]:.3f}" if c in r and pd.notna(r[c]) else "n/a" for c in metrics])
         colors = np.vstack([colors, np.full(len(metrics), np.nan)])
-    fig, ax = plt.subplots(figsize=(2.0 + 1.7 * len(metrics) + 0.09 * max(map(len, rows)), 0.45 * len(rows) + 1.3))
+    fig, ax, created = single_axes(ax, figsize=(2.0 + 1.7 * len(metrics) + 0.09 * max(map(len, rows)),
+                                                0.45 * len(rows) + 1.3))
     cmap = plt.get_cmap("Reds").with_extremes(bad="#eeeeee")
     ax.imshow(np.ma.masked_invalid(0.15 + 0.6 * colors), cmap=cmap, vmin=0, vmax=1, aspect="auto")
     for i, row in enumerate(texts):
@@ -175,12 +181,11 @@ def prediction_table(summary: pd.DataFrame, *, metrics: Sequence[str] = ("pearso
     ax.tick_params(which="minor", length=0)
     ax.set_title(title or "Prediction of RNA from ATAC: mean ± sd over splits (grey: reported values, other data)",
                  fontsize=9, pad=28)
-    fig.tight_layout()
-    return fig
+    return finish(fig, created)
 
 
 def contrast_ablation_prediction(df: pd.DataFrame, *, metrics: Sequence[str] = ("pearson", "spearman", "rmse"),
-                                 aggregate: str = "mean") -> Figure:
+                                 aggregate: str = "mean", ax=None) -> Figure:
     """Fig. 2H: fine-tuned prediction after pretraining with each contrast design.
 
     Parameters
@@ -193,7 +198,16 @@ def contrast_ablation_prediction(df: pd.DataFrame, *, metrics: Sequence[str] = (
         One panel per metric.
     aggregate
         For per-gene tables: ``"mean"`` over splits per gene, or ``"none"``.
+    ax
+        ``len(metrics)`` Axes to draw on, one per metric (None: a new figure).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    if aggregate not in ("mean", "none"):
+        raise AttuneInputError(f"aggregate must be 'mean' or 'none', got {aggregate!r}")
     d = _check(df, ("setting", "contrast", *metrics), "contrast_ablation_prediction")
     d = d[d["setting"] == "attune_finetuned"].copy()
     if d.empty:
@@ -205,9 +219,9 @@ def contrast_ablation_prediction(df: pd.DataFrame, *, metrics: Sequence[str] = (
     per_gene = "gene" in d.columns
     if per_gene and aggregate == "mean":
         d = d.groupby(["contrast", "gene"], sort=False)[list(metrics)].mean().reset_index()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(3.0, 1.0 * len(order) + 1.0) * len(metrics), 3.6),
-                             squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    fig, axes, created = panel_axes(ax, len(metrics), what="one per metric",
+                                    figsize=(max(3.0, 1.0 * len(order) + 1.0) * len(metrics), 3.6))
+    for ax, metric in zip(axes, metrics):
         x = d.dropna(subset=[metric])
         if per_gene:
             sns.violinplot(data=x, x="contrast", y=metric, hue="contrast", order=order, hue_order=order,
@@ -231,6 +245,5 @@ def contrast_ablation_prediction(df: pd.DataFrame, *, metrics: Sequence[str] = (
         ax.set_xlabel("")
         ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Contrast design of the pretraining vs fine-tuned prediction", fontsize=10)
-    fig.tight_layout()
-    return fig
+    figure_title(fig, axes, "Contrast design of the pretraining vs fine-tuned prediction", created)
+    return finish(fig, created)
