@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from plot_checks import assert_shows
 
-import attune_lib.pl._benchmark as bpl
+import attune_lib.pl as bpl
 import attune_lib.tl._integration_methods as M
 import attune_lib.tl._reference_mapping as RM
 from attune_lib import tl as B
@@ -305,11 +305,12 @@ def test_plots_return_figures(bench, sweeps, refmap):
     labels = sorted(set(df["label"]))
     assert_shows(figs[0], texts=labels, min_points=len(df))  # one dot per method and seed (+ means)
     assert_shows(figs[1], texts=labels, min_data_axes=2)  # overall and FOSCTTM panels
-    assert_shows(figs[2], min_points=len(df))
-    assert_shows(figs[3], min_points=1)
+    assert_shows(figs[2], min_points=len(df), legend=labels)
+    assert_shows(figs[3], min_points=len(feat), legend=["60 genes", "200 peaks"])  # one dot per (genes, peaks)
     # one bar per Attune dimension (8, 16), the baselines as lines
     assert_shows(figs[4], texts=["8", "16", "embedding dimension"], n_bars=2)
-    assert_shows(figs[5], min_data_axes=2)  # one panel per metric
+    # a panel per metric, with the anchor methods as lines
+    assert_shows(figs[5], min_data_axes=2, texts=["(intra)"], legend=["PCA/LSI+CCA"])
     assert_shows(figs[6], min_data_axes=3, min_points=out.n_obs)  # three UMAP panels of every cell
     for f in figs:
         plt.close(f)

@@ -19,9 +19,9 @@ import pytest
 import scipy.sparse as sp
 from plot_checks import assert_shows
 
+from attune_lib import pl as ppl
 from attune_lib import tl as gr
 from attune_lib._utils import AttuneInputError
-from attune_lib.pl import _potential as ppl
 from attune_lib.tl import _potential as pot
 
 LEF1 = "MA0768.2"
@@ -269,9 +269,10 @@ def test_gli3_early_and_late_peaks_separate(skin_gli3):
     figs = [ppl.soft_clusters(res), ppl.cluster_cores(res),
             ppl.peak_links(mdata, gene="Gli3", peaks=cl.reset_index(names="peak").merge(peaks[["peak", "score"]]))]
     n_clusters = cl["cluster"].nunique()
-    assert_shows(figs[0], min_data_axes=n_clusters + 1)  # one panel per cluster + the Dmin curve
-    assert_shows(figs[1], min_data_axes=1)
-    assert_shows(figs[2], texts=["Gli3"])
+    assert_shows(figs[0], min_data_axes=n_clusters + 1, n_colorbars=1)  # one panel per cluster + the Dmin curve
+    assert_shows(figs[1], image_shape=(len(cores), res["profiles"].shape[1]), n_colorbars=1,
+                 texts=[f"cluster {c}" for c in cores["cluster"].unique()])  # every core peak, grouped by cluster
+    assert_shows(figs[2], texts=["Gli3"], legend=[f"cluster {c}" for c in cl["cluster"].unique()])
     for fig in figs:
         plt.close(fig)
 

@@ -18,8 +18,8 @@ import scipy.sparse as sp
 from plot_checks import assert_shows
 from sklearn.metrics import roc_auc_score
 
+from attune_lib import pl as ppl
 from attune_lib._utils import AttuneInputError
-from attune_lib.pl import _potential as ppl
 from attune_lib.tl import _modality_distance as dist
 from attune_lib.tl import _potential as pot
 
@@ -290,10 +290,10 @@ def test_cortex_boundary_has_highest_distance(sim_cortex_small):
     # plots
     S = dist.cross_modal_similarity(mdata, max_cells=200)
     fig = ppl.cross_modal_heatmap(S)
-    assert_shows(fig, image_shape=S.shape)
+    assert_shows(fig, image_shape=S.shape, n_colorbars=1, texts=["cosine similarity"])
     plt.close(fig)
     fig = ppl.distance_by_group(mdata, threshold=thr)
-    assert_shows(fig, texts=[str(g) for g in mdata.obs["cell_type"].cat.categories[:1]])
+    assert_shows(fig, texts=[str(g) for g in mdata.obs["cell_type"].cat.categories], min_points=mdata.n_obs)
     plt.close(fig)
 
 
@@ -315,8 +315,9 @@ def test_potential_plots_return_figures(sim_skin_small):
     ]
     assert_shows(figs[0], texts=["Gli3"], min_data_axes=3, min_points=3 * mdata.n_obs)  # predicted, measured, residual
     assert_shows(figs[1], texts=genes, min_data_axes=len(set(genes)))  # one panel per gene
-    assert_shows(figs[2], texts=["Gli3"])
-    assert_shows(figs[3], n_bars=10 * mdata.obs["cell_type"].nunique())  # 10 groups x stacked cell types
+    assert_shows(figs[2], texts=["Gli3 *"], n_colorbars=1)  # highlighted genes are starred
+    assert_shows(figs[3], n_bars=10 * mdata.obs["cell_type"].nunique(),  # 10 groups x stacked cell types
+                 legend=[str(c) for c in mdata.obs["cell_type"].cat.categories])
     assert_shows(figs[4], texts=["Gli3"])
     for fig in figs:
         plt.close(fig)

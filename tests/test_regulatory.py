@@ -524,7 +524,7 @@ def test_de_and_heatmap_and_gene_sets(sim_trained):
 def test_plots_return_figures(sim_trained):
     import matplotlib.pyplot as plt
 
-    from attune_lib.pl import _regulatory as P
+    from attune_lib import pl as P
 
     mdata, _, _ = sim_trained
     links = mdata.uns["attune_links"]

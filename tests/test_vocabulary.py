@@ -42,15 +42,6 @@ def _public_callables():
 
 CALLABLES = _public_callables()
 
-#: Public callables whose old names are still to be renamed (Attune's encoders and the plots); the list
-#: may only shrink. They are run, and reported as XPASS once renamed, so the entry can be removed.
-PENDING = {
-    "pl.dpag_dotplot", "pl.peak_links", "pl.reference_mapping", "pl.residual_embedding", "pl.residual_trend",
-    "pl.trend_heatmap", "models.Attune", "models.Attune.setup_mudata", "models.AttuneModule",
-    "models.StudentEncoder", "models.TeacherEncoder",
-}
-
-
 def _params(func):
     return inspect.signature(func).parameters  # follows __wrapped__: the new names
 
@@ -61,9 +52,7 @@ def test_the_walk_sees_the_api():
     assert len(CALLABLES) > 150
 
 
-@pytest.mark.parametrize("where,func", [
-    pytest.param(n, f, marks=pytest.mark.xfail(reason="rename pending", strict=False)) if n in PENDING else (n, f)
-    for n, f in CALLABLES], ids=[n for n, _ in CALLABLES])
+@pytest.mark.parametrize("where,func", CALLABLES, ids=[n for n, _ in CALLABLES])
 def test_one_name_per_concept(where, func):
     params = _params(func)
     bad = {"random_state": "seed", "dropout": "dropout_rate"}

@@ -2,6 +2,7 @@
 
 from ._calibration import CALIBRATION_REFERENCES, CALIBRATION_STATISTICS, calibration_report, calibration_stats, calibration_targets, measure_calibration_targets  # noqa: E501
 from ._fetch import ChecksumMismatchError, DataNotAvailableError, cache_dir, fetch, is_offline
+from ._ondisk import write_multiome_h5ad
 from ._manifest import get_manifest, load_manifest, manifest_dir
 from ._readers import (
     annotate_genes,
@@ -82,6 +83,7 @@ __all__ = [
     "share_tac",
     "simulate_multiome",
     "write_h5mu",
+    "write_multiome_h5ad",
 ]
 
 

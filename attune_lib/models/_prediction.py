@@ -600,7 +600,7 @@ class RNAPredictor(BaseModel):
         if missing:
             raise AttuneInputError(f"{saved.path / 'var_names.json'} lacks the modalities {missing}")
         enc = StudentEncoder(len(saved.var_names["atac"]), n_hidden=p["n_hidden"], n_latent=p["n_latent"],
-                             dropout=p["dropout"], value_batchnorm=p["value_batchnorm"])
+                             dropout_rate=p["dropout"], value_batchnorm=p["value_batchnorm"])
         self = cls(enc, saved.var_names["atac"], saved.var_names["rna"], n_head=p["n_head"], seed=p["seed"],
                    setup=saved.setup, origin=p["origin"])
         cls._load_state(self.module, saved)
