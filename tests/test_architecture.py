@@ -141,6 +141,15 @@ def test_no_private_name_imported_from_another_module(graph):
     assert not bad, "\n".join(bad)
 
 
+def test_pl_files_mirror_tl_files():
+    """Each plot module draws the results of the tool module of the same name (``pl/_x.py`` <-> ``tl/_x.py``)."""
+    root = Path(__file__).resolve().parents[1] / PKG
+    tl = {p.name for p in (root / "tl").glob("_*.py")}
+    orphans = sorted(p.name for p in (root / "pl").glob("_*.py")
+                     if p.name not in tl and p.name not in {"__init__.py", "_style.py"})
+    assert not orphans, f"pl files without a tl counterpart: {orphans}"
+
+
 def test_the_checks_see_a_violation(tmp_path):
     """The graph reader resolves relative imports, so an upward import would be caught."""
     pkg = tmp_path / PKG
