@@ -79,18 +79,26 @@ def test_run_passes_params_to_the_notebook(monkeypatch, tmp_path):
 
 
 def test_ambiguous_prefix_lists_the_candidates(tmp_path):
-    with pytest.raises(AttuneInputError, match="ambiguous.*02_feature_and_dimension.*02_integration_benchmark"):
+    with pytest.raises(AttuneInputError,
+                       match="ambiguous.*02a_integration_benchmark.*02b_feature_and_dimension.*02c_prediction"):
         resolve_notebook("02")
-    assert resolve_notebook("02_pred").stem == "02_prediction"
+    assert resolve_notebook("02c").stem == "02c_prediction"
     res = runner.invoke(app, ["run", "02", "--output", str(tmp_path / "r")])
     assert res.exit_code == 2 and "ambiguous" in res.output and not (tmp_path / "r").exists()
+
+
+def test_notebook_ids_are_unique():
+    ids = [nb.stem.split("_")[0] for nb in list_notebooks()]
+    assert len(ids) == len(set(ids)), f"notebook ids repeat: {sorted(ids)}"
+    for nb in list_notebooks():
+        assert resolve_notebook(nb.stem.split("_")[0]) == nb
 
 
 def test_dataset_is_checked_before_any_kernel_starts(tmp_path):
     from attune_lib._runner import notebook_datasets
 
-    assert "pbmc10k_attune" in notebook_datasets("02_integration_benchmark")
-    assert "share_tac" not in notebook_datasets("02_integration_benchmark")
+    assert "pbmc10k_attune" in notebook_datasets("02a_integration_benchmark")
+    assert "share_tac" not in notebook_datasets("02a_integration_benchmark")
     assert "share_tac" in notebook_datasets("04_gene_regulation_shift")
     res = runner.invoke(app, ["run", "all", "--dataset", "jaspar2022", "--output", str(tmp_path / "r")])
     assert res.exit_code == 2

@@ -6,7 +6,7 @@ distance" and "A pair-specific read-out"). Runs in about a minute on a laptop CP
     python docs/analysis/link_score_ceiling.py
 
 Scores every candidate gene-peak pair within 1.2 Mb of the small ``pbmc`` simulation (seed 0, the
-setting of ``notebooks/03_regulatory.ipynb``) against the PCHi-C-like truth (T/B/monocyte columns) with
+setting of ``notebooks/03a_regulatory.ipynb``) against the PCHi-C-like truth (T/B/monocyte columns) with
 
 * the baselines alone (distance, Spearman over metacells);
 * rank means ``(1 - w) rank(-distance) + w rank(Spearman)`` for a grid of ``w`` (the best ``w`` is
