@@ -15,7 +15,7 @@ import logging
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("datasets", "pp", "tl", "pl", "metrics", "models")
+_SUBMODULES = ("datasets", "pp", "tl", "pl", "metrics", "models", "teach")
 __all__ = [*_SUBMODULES, "__version__"]
 
 logger = logging.getLogger("attune_lib")
