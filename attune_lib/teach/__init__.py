@@ -1,8 +1,8 @@
 """Exercises for the course edition, checked against the simulator's truth or a notebook's results.
 
 >>> import attune_lib as al
->>> al.teach.exercises("03_chromatin_potential")              # doctest: +SKIP
->>> al.teach.check("03_chromatin_potential", "lagging_genes", ["Gli3", "Gene0149"], mdata=mdata)  # doctest: +SKIP
+>>> al.teach.exercises("03b_chromatin_potential")              # doctest: +SKIP
+>>> al.teach.check("03b_chromatin_potential", "lagging_genes", ["Gli3", "Gene0149"], mdata=mdata)  # doctest: +SKIP
 
 Every answer key is computed when it is asked for: from ``mdata.uns["truth"]`` (the simulator's truth,
 with its noise-free layers and ``obs``) or from the tables the notebook wrote to its results folder.
@@ -41,7 +41,7 @@ def get_exercise(notebook: str, exercise: str) -> Exercise:
     Parameters
     ----------
     notebook
-        Notebook id (its file stem, e.g. ``"03_chromatin_potential"``; a unique prefix works too).
+        Notebook id (its file stem, e.g. ``"03b_chromatin_potential"``; a unique prefix works too).
     exercise
         Exercise id, as listed by :func:`exercises`.
 
@@ -111,7 +111,7 @@ def check(notebook: str, exercise: str, answer: Any, *, mdata=None, results=None
     Parameters
     ----------
     notebook
-        Notebook id (file stem, e.g. ``"03_chromatin_potential"``).
+        Notebook id (file stem, e.g. ``"03b_chromatin_potential"``).
     exercise
         Exercise id (see :func:`exercises`).
     answer

@@ -105,12 +105,12 @@ def _closest_types(ctx):
 
 
 def _best_foscttm(ctx):
-    df = _ok_rows(ctx.result("02_integration_benchmark.csv"))
+    df = _ok_rows(ctx.result("02a_integration_benchmark.csv"))
     return _choice_of(df.groupby("label")["foscttm"].mean(), lowest=True, aliases=_method_aliases(df))
 
 
 def _attune_beats_cca(ctx):
-    df = _ok_rows(ctx.result("02_integration_benchmark.csv"))
+    df = _ok_rows(ctx.result("02a_integration_benchmark.csv"))
     means = df.groupby("method")["overall"].mean()
     if not {"attune", "cca"} <= set(means.index):
         raise AttuneInputError(f"{ctx.notebook}: the benchmark table has no Attune or CCA rows")
@@ -152,7 +152,7 @@ def _top_weight_genes(ctx):
 
 
 def _prediction_table(ctx) -> pd.DataFrame:
-    table = ctx.result("02_prediction_table.csv")
+    table = ctx.result("02c_prediction_table.csv")
     if "method" in table.columns:
         table = table.set_index("method")
     else:
@@ -183,11 +183,11 @@ def _near_distal_fraction(ctx):
 
 
 def _distance_or_attention(ctx):
-    auroc = ctx.result("03_regulatory_auroc.csv")
+    auroc = ctx.result("03a_regulatory_auroc.csv")
     allbin = auroc[auroc["bin"].astype(str) == "all"].set_index("method")["auroc"]
     pair = allbin.reindex(["Distance", "Attune + Transformer"])
     if pair.isna().any():
-        raise AttuneInputError(f"{ctx.notebook}: 03_regulatory_auroc.csv lacks Distance or Attune + Transformer")
+        raise AttuneInputError(f"{ctx.notebook}: 03a_regulatory_auroc.csv lacks Distance or Attune + Transformer")
     best = pair.idxmax()
     alias = {"Distance": ["distance alone", "distance only"], "Attune + Transformer":
              ["attune", "attention", "transformer", "attune transformer"]}
@@ -195,7 +195,7 @@ def _distance_or_attention(ctx):
 
 
 def _chance_bins(ctx):
-    auroc = ctx.result("03_regulatory_auroc.csv")
+    auroc = ctx.result("03a_regulatory_auroc.csv")
     mine = auroc[(auroc["method"] == "Attune + Transformer") & (auroc["bin"].astype(str) != "all")]
     bins = list(mine.loc[mine["auroc"] <= 0.55, "bin"].astype(str))
     return {"answer": bins or ["none"]}
@@ -213,7 +213,7 @@ def _lagging_genes(ctx):
 
 
 def _potential_summary(ctx) -> dict:
-    return ctx.result("03_chromatin_potential_summary.json")
+    return ctx.result("03b_chromatin_potential_summary.json")
 
 
 def _attune_or_cis(ctx):
@@ -354,7 +354,7 @@ EXERCISES: dict[str, list[Exercise]] = {
                  "'atac'?", "choice", "truth", _sparser_modality,
                  hint="compare X.nnz / (n_obs * n_vars) of the raw counts.", example='"rna"'),
     ],
-    "02_integration_benchmark": [
+    "02a_integration_benchmark": [
         Exercise("closest_cell_types", "Which two cell types are closest in the simulator's noise-free "
                  "expression (and so the pair an embedding is most likely to confuse)?", "set", "truth",
                  _closest_types, hint="average rna.layers['truth_mean'] per cell type and compare the centroids.",
@@ -366,7 +366,7 @@ EXERCISES: dict[str, list[Exercise]] = {
                  "integration score ('yes' or 'no')?", "choice", "results", _attune_beats_cca,
                  hint="compare the mean 'overall' of the two methods in the benchmark table.", example='"yes"'),
     ],
-    "02_feature_and_dimension": [
+    "02b_feature_and_dimension": [
         Exercise("linked_peak_fraction", "What fraction of this dataset's peaks has at least one true link to "
                  "a gene?", "number", "truth", _linked_peak_fraction,
                  hint="count the distinct peaks of mdata.uns['truth']['links'] that are in mdata['atac'].",
@@ -378,7 +378,7 @@ EXERCISES: dict[str, list[Exercise]] = {
                  hint="which designs never contrast a cell's RNA teacher with its ATAC teacher?",
                  example='["cross"]'),
     ],
-    "02_prediction": [
+    "02c_prediction": [
         Exercise("top_link_weight_genes", "Which five genes have the largest total true link weight (sum over "
                  "their linked peaks, among the genes and peaks kept by preprocessing)?", "set", "truth",
                  _top_weight_genes, hint="group mdata.uns['truth']['links'] by gene and sum 'weight'.",
@@ -390,7 +390,7 @@ EXERCISES: dict[str, list[Exercise]] = {
                  "expression with the measured expression?", "number", "results", _ceiling,
                  hint="the noise_free row of the table.", example="0.5"),
     ],
-    "03_regulatory": [
+    "03a_regulatory": [
         Exercise("near_distal_fraction", "What fraction of the true distal links lies within 150 kb of the "
                  "gene's TSS?", "number", "truth", _near_distal_fraction,
                  hint="truth['links'] rows with kind == 'distal'; compare |distance| with 150,000.",
@@ -402,7 +402,7 @@ EXERCISES: dict[str, list[Exercise]] = {
                  "beating chance (AUROC at most 0.55)?", "set", "results", _chance_bins, exact=False,
                  hint="the AUROC-by-bin table; 0.5 is chance.", example='["(0, 10000]"]'),
     ],
-    "03_chromatin_potential": [
+    "03b_chromatin_potential": [
         Exercise("lagging_genes", "Which five genes lag most (largest planted lag of expression behind "
                  "chromatin)?", "set", "truth", _lagging_genes,
                  hint="mdata.uns['truth']['lagging_genes'] has a 'lag' per gene; the residual ranking is an "
@@ -456,4 +456,4 @@ EXERCISES: dict[str, list[Exercise]] = {
 }
 
 #: simulator preset each notebook runs on by default (for the answer key when no mdata is given)
-PRESETS = {"03_chromatin_potential": "skin", "04_gene_regulation_shift": "skin", "05_modality_embeddings": "cortex"}
+PRESETS = {"03b_chromatin_potential": "skin", "04_gene_regulation_shift": "skin", "05_modality_embeddings": "cortex"}
