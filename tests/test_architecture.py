@@ -23,8 +23,8 @@ LAYERS = {
     "datasets": 1, "metrics": 1, "pp": 1,
     "models": 2,
     "tl": 3,
-    "pl": 4,
-    "_runner": 5, "cli": 6, "": 7,  # "" is attune_lib/__init__.py
+    "pl": 4, "teach": 4.5,  # teach: exercises checked against the truth (reads datasets)
+    "_runner": 5, "_book": 5.5, "cli": 6, "": 7,  # "" is attune_lib/__init__.py; _book: the course edition
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 numpydoc = pytest.importorskip("numpydoc.docscrape")
 
 NAMESPACES = ["attune_lib", "attune_lib.datasets", "attune_lib.pp", "attune_lib.tl", "attune_lib.pl",
-              "attune_lib.metrics", "attune_lib.models"]
+              "attune_lib.metrics", "attune_lib.models", "attune_lib.teach"]
 
 
 def _public():

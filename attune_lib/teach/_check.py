@@ -174,6 +174,9 @@ class Exercise:
         Shown when the answer is partly right or wrong.
     example
         An example of the answer's form (shown when no answer is given).
+    exact
+        For ``"set"`` answers: the answer must have exactly as many names as the key (otherwise a
+        right but incomplete list is only partly right; with ``exact=False`` too).
     """
 
     id: str
