@@ -98,6 +98,34 @@ def run_cmd(
         raise typer.Exit(1)
 
 
+@app.command("book")
+def book_cmd(
+    output: Annotated[Path, typer.Option(help="folder of the site (index.html and one page per notebook)")] = Path(
+        "book"),
+    results: Annotated[Path, typer.Option(help="executed notebooks: reused when fresh, else run there")] = Path(
+        "results"),
+    tier: Annotated[str, typer.Option(help="ci (small settings), standard or paper")] = "ci",
+    solutions: Annotated[bool, typer.Option("--solutions/--no-solutions",
+                                            help="show the exercises' solutions")] = False,
+    notebook: Annotated[list[str] | None, typer.Option(help="only these notebooks (repeatable)")] = None,
+) -> None:
+    """Build the course edition: a static site of the executed notebooks with a landing page."""
+    from ._book import build_book
+    from ._utils import AttuneInputError
+
+    try:
+        book = build_book(output, results_dir=results, tier=tier, solutions=solutions, notebooks=notebook or None)
+    except AttuneInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"book: {book.index} ({len(book.pages)} pages; reused {len(book.reused)}, "
+               f"executed {len(book.executed)})")
+    for stem, err in book.failed.items():
+        typer.echo(f"FAILED {stem}: {err}", err=True)
+    if book.failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover
     app()
 
