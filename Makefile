@@ -9,7 +9,7 @@ SHARED_DATA ?= $(abspath ../shared/data)
 RESULTS ?= results
 JOBS   ?= 2
 
-.PHONY: all venv test test-fast figures figures-small bench clean lint
+.PHONY: all venv test test-fast figures figures-small bench clean lint book
 
 all: test
 
@@ -45,6 +45,14 @@ figures: $(STAMP)
 figures-small: $(STAMP)
 	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} OMP_WAIT_POLICY=PASSIVE MPLBACKEND=Agg \
 		$(VENV)/bin/attune-companion run all --small --output $(RESULTS) --figures figures
+
+# The course edition: a static site in book/ from the executed notebooks in $(RESULTS)/ (fresh ones are
+# reused, the others run at BOOK_TIER: standard, or ci for the fast small settings); BOOK_ARGS=--solutions
+# shows the solutions. No network needed.
+BOOK_TIER ?= standard
+book: $(STAMP)
+	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} OMP_WAIT_POLICY=PASSIVE MPLBACKEND=Agg \
+		$(VENV)/bin/attune-companion book --results $(RESULTS) --tier $(BOOK_TIER) --output book $(BOOK_ARGS)
 
 # Lint: ruff (installed into .venv with the test extra; configured in pyproject.toml, notebooks included).
 lint: $(STAMP)
