@@ -22,6 +22,7 @@ from attune_lib.models._attune_nn import (
     _dense_teacher_forward,
     _dense_teacher_pool,
     context_scores,
+    context_scores_with_zeros,
 )
 from attune_lib.models._data import csr_batch, iter_index_batches
 from attune_lib.models._training import CHECKPOINT_NAME, LinearDecay, atomic_torch_save
@@ -125,6 +126,27 @@ def test_context_scores_gradcheck():
     assert torch.autograd.gradcheck(lambda v, Fm, b, c: context_scores(v, col, Fm, b, c, chunk=13), (v, Fm, b, c))
     ref = torch.tanh(v[:, None] * Fm[col] + b) @ c
     torch.testing.assert_close(context_scores(v, col, Fm, b, c, chunk=13), ref)
+
+
+def test_context_scores_with_zeros_gradcheck():
+    torch.manual_seed(1)
+    Fm = torch.randn(20, 5, dtype=torch.double, requires_grad=True)
+    b = torch.randn(5, dtype=torch.double, requires_grad=True)
+    c = torch.randn(5, dtype=torch.double, requires_grad=True)
+    v = torch.randn(50, dtype=torch.double, requires_grad=True)
+    a = torch.randn(20, dtype=torch.double, requires_grad=True)
+    col = torch.randint(0, 20, (50,))
+
+    def f(v, a, Fm, b, c):
+        return context_scores_with_zeros(v, col, a, Fm, b, c, chunk=7)
+
+    assert torch.autograd.gradcheck(f, (v, a, Fm, b, c))
+    s, s0 = f(v, a, Fm, b, c)
+    torch.testing.assert_close(s, torch.tanh(v[:, None] * Fm[col] + b) @ c)
+    torch.testing.assert_close(s0, torch.tanh(a[:, None] * Fm + b) @ c)
+    # only the zero scores reach the loss: the token part contributes nothing, and vice versa
+    (gv, ga) = torch.autograd.grad(s0.sum(), (v, a), allow_unused=True, materialize_grads=True)
+    assert torch.count_nonzero(gv) == 0 and torch.count_nonzero(ga) > 0
 
 
 @pytest.mark.parametrize("value_bn", [False, True])

@@ -48,6 +48,7 @@ __all__ = [
     "StudentEncoder",
     "TeacherEncoder",
     "context_scores",
+    "context_scores_with_zeros",
     "csr_matmul",
 ]
 
@@ -104,6 +105,93 @@ def context_scores(v: torch.Tensor, col: torch.Tensor, Fm: torch.Tensor, b: torc
                    *, chunk: int = 4096) -> torch.Tensor:
     """``s_k = c . tanh(v_k Fm[col_k] + b)`` for flat token values ``v`` of features ``col``."""
     return _ContextScore.apply(v, col, Fm, b, c, int(chunk))
+
+
+class _ContextScoreWithZeros(torch.autograd.Function):
+    """:class:`_ContextScore` of the non-zero tokens plus the zero-token score of every feature,
+    ``s0_i = c . tanh(a_i Fm_i + b)``, in one function.
+
+    The all-feature part reads ``Fm`` row by row (no gather) and writes its gradient straight into the
+    ``P x d`` gradient buffer that the non-zero tokens then scatter into, so a step allocates, fills and
+    sums one ``P x d`` gradient instead of three (the same values as two :func:`context_scores` calls,
+    up to float rounding of the sums).
+    """
+
+    @staticmethod
+    def forward(ctx, v, col, a, Fm, b, c, chunk: int):
+        s = torch.empty_like(v)
+        for st in range(0, v.shape[0], chunk):
+            A = Fm.index_select(0, col[st : st + chunk])
+            A.mul_(v[st : st + chunk, None]).add_(b).tanh_()
+            torch.mv(A, c, out=s[st : st + chunk])
+        s0 = torch.empty_like(a)
+        for st in range(0, a.shape[0], chunk):
+            A = torch.addcmul(b, Fm[st : st + chunk], a[st : st + chunk, None]).tanh_()
+            torch.mv(A, c, out=s0[st : st + chunk])
+        ctx.save_for_backward(v, col, a, Fm, b, c)
+        ctx.chunk = chunk
+        return s, s0
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gs, gs0):
+        v, col, a, Fm, b, c = ctx.saved_tensors
+        chunk = ctx.chunk
+        need_v, _, need_a, need_F, need_b, need_c, _ = ctx.needs_input_grad
+        dv = torch.empty_like(v) if need_v else None
+        da = torch.empty_like(a) if need_a else None
+        dF = torch.empty_like(Fm)
+        db = torch.zeros_like(b)
+        dc = torch.zeros_like(c)
+        gs, gs0 = gs.contiguous(), gs0.contiguous()
+        for st in range(0, a.shape[0], chunk):  # every feature: rows of Fm in order, dF written directly
+            sl = slice(st, st + chunk)
+            G, ac, gc = Fm[sl], a[sl], gs0[sl]
+            T = torch.addcmul(b, G, ac[:, None]).tanh_()
+            dc.addmv_(T.t(), gc)
+            dA = T.square_().neg_().add_(1).mul_(c).mul_(gc[:, None])
+            db.add_(dA.sum(0))
+            if need_a:
+                da[sl] = torch.linalg.vecdot(dA, G)
+            torch.mul(dA, ac[:, None], out=dF[sl])
+        for st in range(0, v.shape[0], chunk):  # the non-zero tokens scatter into the same buffer
+            sl = slice(st, st + chunk)
+            colc, vc, gc = col[sl], v[sl], gs[sl]
+            G = Fm.index_select(0, colc)
+            T = torch.addcmul(b, G, vc[:, None]).tanh_()
+            dc.addmv_(T.t(), gc)
+            dA = T.square_().neg_().add_(1).mul_(c).mul_(gc[:, None])
+            db.add_(dA.sum(0))
+            if need_v:
+                dv[sl] = torch.linalg.vecdot(dA, G)
+            dF.index_add_(0, colc, dA.mul_(vc[:, None]))
+        return (dv, None, da, (dF if need_F else None), (db if need_b else None), (dc if need_c else None), None)
+
+
+def context_scores_with_zeros(v: torch.Tensor, col: torch.Tensor, a: torch.Tensor, Fm: torch.Tensor,
+                              b: torch.Tensor, c: torch.Tensor, *,
+                              chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(context_scores(v, col, ...), s0)`` with ``s0_i = c . tanh(a_i Fm_i + b)`` for every feature ``i``.
+
+    Parameters
+    ----------
+    v, col
+        Token values and their features (flat, one entry per scored token).
+    a
+        The value of a zero of each feature (``P``), e.g. the value batch norm's shift.
+    Fm
+        ``E W^T`` (``P x d``).
+    b, c
+        Attention bias and context vector (``d``).
+    chunk
+        Rows per chunk (the ``chunk x d`` work stays in cache).
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        Scores of the tokens (``len(v)``) and of the zero token of every feature (``P``).
+    """
+    return _ContextScoreWithZeros.apply(v, col, a, Fm, b, c, int(chunk))
 
 
 class _CSRMatmul(torch.autograd.Function):
@@ -329,12 +417,18 @@ class TeacherEncoder(nn.Module):
             0, inv, torch.arange(batch.nnz, device=col.device), reduce="amin", include_self=True)
         return first, inv
 
-    def _token_scores(self, batch: CSRBatch, v, Fm, b, c) -> torch.Tensor:
+    def _token_scores(self, batch: CSRBatch, v, Fm, b, c, a=None):
+        """Scores of the batch's tokens; with ``a`` (the zero value of each feature) also ``s0`` (``P``)."""
         groups = self._dedup_groups(batch) if self.dedup is not False else None
-        if groups is None:
-            return context_scores(v, batch.col, Fm, b, c, chunk=self.chunk_size)
-        first, inv = groups
-        return context_scores(v[first], batch.col[first], Fm, b, c, chunk=self.chunk_size)[inv]
+        vs, cs = (v, batch.col) if groups is None else (v[groups[0]], batch.col[groups[0]])
+        if a is None:
+            s = context_scores(vs, cs, Fm, b, c, chunk=self.chunk_size)
+            s0 = None
+        else:
+            s, s0 = context_scores_with_zeros(vs, cs, a, Fm, b, c, chunk=self.chunk_size)
+        if groups is not None:
+            s = s[groups[1]]
+        return s if a is None else (s, s0)
 
     def pool(self, batch: CSRBatch, *, return_attention: bool = False):
         """Attention-pooled token sum (``n_cells x d``), exactly the dense softmax over all features.
@@ -352,9 +446,9 @@ class TeacherEncoder(nn.Module):
         c = self.context
         Fm = E @ W.t()  # W h_i = v_i * Fm_i
         col, rows, B = batch.col, batch.row_ids(), batch.n_rows
-        s = self._token_scores(batch, v, Fm, b, c)
         dtype, dev = v.dtype, v.device
         if a is None:
+            s = self._token_scores(batch, v, Fm, b, c)
             s0 = torch.tanh(b) @ c  # score of every zero token (h = 0)
             m = torch.full((B,), float(s0.detach()), dtype=dtype, device=dev).scatter_reduce(
                 0, rows, s.detach(), reduce="amax", include_self=True)
@@ -365,8 +459,7 @@ class TeacherEncoder(nn.Module):
             num = csr_matmul(batch, e * v, E)  # zero tokens add nothing
             zero_scale, zero_profile = e0 / denom, None
         else:
-            all_features = torch.arange(self.n_features, device=dev)
-            s0 = context_scores(a, all_features, Fm, b, c, chunk=self.chunk_size)  # (P,) zero-token scores
+            s, s0 = self._token_scores(batch, v, Fm, b, c, a)  # s0: (P,) zero-token scores
             M0 = s0.detach().max()
             z = torch.exp(s0 - M0)  # (P,)
             m = torch.full((B,), float(M0), dtype=dtype, device=dev).scatter_reduce(

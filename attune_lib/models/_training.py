@@ -29,9 +29,11 @@ the others wait at a barrier). See :mod:`._distributed`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -56,6 +58,7 @@ __all__ = [
     "StopTraining",
     "Trainer",
     "atomic_torch_save",
+    "keep_freed_memory",
     "atomic_write_bytes",
     "evaluate_loss",
     "split_validation",
@@ -125,6 +128,41 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         Destination file.
     """
     atomic_write_bytes(path, lambda fh: torch.save(obj, fh))
+
+
+_MALLOC_TUNED = False
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's ``malloc`` keep freed memory for reuse instead of returning it to the system (CPU).
+
+    PyTorch on CPU allocates every tensor with ``malloc``. A training step of a model with a
+    ``30,000 x 128`` embedding creates and frees several such 15 MB tensors (gradients, ``E W^T``,
+    optimiser temporaries); by default glibc gives memory above its trim threshold back to the system
+    at each ``free`` and the next step page-faults it in again (on a virtual machine each fault costs
+    microseconds: ~17,000 faults per 128-cell Attune step, a third of its CPU time). This raises the
+    ``mmap`` threshold to its maximum (32 MiB) and the trim threshold to 1 GiB, once per process. Values
+    are not affected; the process keeps up to 1 GiB of freed heap. Opt out with the environment variable
+    ``ATTUNE_KEEP_FREED_MEMORY=0``.
+
+    Returns
+    -------
+    bool
+        Whether the settings are in effect (False off glibc, or when opted out).
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    if os.environ.get("ATTUNE_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    _MALLOC_TUNED = bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+    return _MALLOC_TUNED
 
 
 def split_validation(n_obs: int, fraction: float, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -538,6 +576,8 @@ class Trainer:
         """Run (or resume) training; returns the per-epoch history (also in ``self.history``)."""
         self.device = local_device(self.device)
         self.module.to(self.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         shuffle_rng = np.random.default_rng([0 if self.seed is None else self.seed, 2])
         if self.seed is not None:
             set_seed(self.seed)
