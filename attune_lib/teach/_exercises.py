@@ -301,16 +301,12 @@ def _scmvp_scores(ctx) -> pd.Series:
     return pd.Series(s, dtype=float)
 
 
-def _imputation_denoises(ctx):
-    s = _scmvp_scores(ctx)
-    if "imputed_vs_truth" not in s:
-        raise AttuneInputError(f"{ctx.notebook}: no imputation scores (simulator only)")
-    yes = bool(s["imputed_vs_truth"] > s["observed_vs_truth"])
-    return {"answer": "yes" if yes else "no", "aliases": ["true" if yes else "false"]}
-
-
 def _scmvp_ari(ctx):
     return {"answer": float(_scmvp_scores(ctx)["ari"]), "right": 0.02, "partly": 0.1}
+
+
+def _scmvp_nmi(ctx):
+    return {"answer": float(_scmvp_scores(ctx)["nmi"]), "right": 0.02, "partly": 0.1}
 
 
 # ----------------------------------------------------------------------------------- S9 reference mapping
@@ -400,7 +396,7 @@ EXERCISES: dict[str, list[Exercise]] = {
                  hint="the 'all' rows of the AUROC table.", example='"Distance"'),
         Exercise("chance_bins", "In which distance bins does the paper's score (Attune + Transformer) stop "
                  "beating chance (AUROC at most 0.55)?", "set", "results", _chance_bins, exact=False,
-                 hint="the AUROC-by-bin table; 0.5 is chance.", example='["(0, 10000]"]'),
+                 hint="the AUROC-by-bin table; 0.5 is chance.", example='["[50, 150) kb"]'),
     ],
     "03b_chromatin_potential": [
         Exercise("lagging_genes", "Which five genes lag most (largest planted lag of expression behind "
@@ -439,11 +435,10 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("rarest_cell_types", "Which two cell types are the rarest (the ones a mixture prior most "
                  "easily merges into a neighbour)?", "set", "truth", _rarest_types,
                  hint="count mdata['rna'].obs['cell_type'].", example='["CD4 T", "NK"]'),
-        Exercise("imputation_denoises", "Does scMVP's imputed RNA agree better with the noise-free expression "
-                 "than the observed counts do ('yes' or 'no')?", "choice", "results", _imputation_denoises,
-                 hint="compare imputed_vs_truth with observed_vs_truth.", example='"no"'),
         Exercise("cluster_ari", "What ARI do scMVP's mixture clusters reach against the true cell types?",
                  "number", "results", _scmvp_ari, hint="the 'ari' score.", example="0.5"),
+        Exercise("cluster_nmi", "And what NMI?", "number", "results", _scmvp_nmi, hint="the 'nmi' score.",
+                 example="0.5"),
     ],
     "S9_reference_mapping": [
         Exercise("closest_to_holdout", "Which seen cell type is closest to the held-out CD14 Mono in the "
