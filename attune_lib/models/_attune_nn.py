@@ -215,9 +215,8 @@ class _CSRMatmul(torch.autograd.Function):
         batch = ctx.batch
         g = g.contiguous()
         d_values = d_dense = None
-        if ctx.needs_input_grad[0]:
-            flat = batch.row_ids() * batch.n_cols + batch.col
-            d_values = torch.take(g @ dense.t(), flat)
+        if ctx.needs_input_grad[0]:  # (g D^T) at the non-zeros only: a sampled matmul, no n_rows x n_cols block
+            d_values = _sampled_rows_dot(batch, g, dense)
         if ctx.needs_input_grad[1]:
             crow_t, col_t, perm = batch.transpose_pattern()
             with warnings.catch_warnings():
@@ -226,6 +225,24 @@ class _CSRMatmul(torch.autograd.Function):
                                              check_invariants=False)
             d_dense = st @ g
         return d_values, d_dense, None
+
+
+def _sampled_rows_dot(batch: CSRBatch, g: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``(g @ dense.T)[row_k, col_k]`` for every stored entry ``k`` of ``batch`` (CSR order).
+
+    :func:`torch.sparse.sampled_addmm` computes only the stored entries; the dense ``g @ dense.T`` it
+    replaces was ``n_rows x n_cols`` (512 cells x 30,000 peaks: 61 MB and 2 GFLOP per step; measured
+    57 ms vs 111 ms at 512 cells, 29 vs 23 ms at 128, 2 threads). Falls back to the dense product where
+    the sampled kernel is missing.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            pattern = torch.sparse_csr_tensor(batch.crow, batch.col, torch.zeros_like(batch.val), batch.shape,
+                                              check_invariants=False)
+            return torch.sparse.sampled_addmm(pattern, g, dense.t(), beta=0.0).values()
+    except (RuntimeError, NotImplementedError):  # pragma: no cover - device/dtype without the kernel
+        return torch.take(g @ dense.t(), batch.row_ids() * batch.n_cols + batch.col)
 
 
 def csr_matmul(batch: CSRBatch, values: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
