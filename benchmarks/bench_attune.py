@@ -260,6 +260,16 @@ def time_peers(mdata, *, seed: int) -> list[str]:
     return lines
 
 
+def quality(model, mdata, seed: int) -> dict:
+    """GLUE integration metrics (``attune_lib.metrics``) of the teacher embeddings against ``cell_type``."""
+    from attune_lib.metrics import integration_metrics_from_embeddings
+
+    zr = model.get_latent_representation(modality="rna")
+    za = model.get_latent_representation(modality="atac")
+    m = integration_metrics_from_embeddings(zr, za, mdata["rna"].obs["cell_type"].to_numpy(), seed=seed)
+    return {k: float(m[k]) for k in ("foscttm", "map", "asw", "sas", "gc")}
+
+
 # ------------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -345,6 +355,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     model.get_latent_representation(modality="joint")
     res["embed_all_s"] = time.perf_counter() - t0
+    res["quality_bs"] = {str(args.batch_size): quality(model, mdata, args.seed)}
     print(f"sparse Attune: {res['sparse_epoch_s']:.1f} s/epoch ({n_batch} batches, "
           f"{res['sparse_epoch_s'] / n_batch * 1000:.0f} ms/batch; epochs {', '.join(f'{x:.1f}' for x in ep)}) -> "
           f"projected 20 epochs {res['sparse_20_epochs_min']:.1f} min; peak RSS {res['sparse_peak_rss_gib']:.2f} GiB "
@@ -361,6 +372,7 @@ def main(argv=None) -> int:
                      device="cpu", progress_bar=False)
         t = float(m2.history["time_s"].mean())
         res[f"epoch_s_bs{bs}"] = t
+        res["quality_bs"][bs] = quality(m2, mdata, args.seed)
         print(f"sparse Attune batch {bs} (lr {lr}): {t:.1f} s/epoch (epochs "
               f"{', '.join(f'{x:.1f}' for x in m2.history['time_s'])}); peak RSS {mem2.peak / GiB:.2f} GiB; "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
@@ -381,6 +393,9 @@ def main(argv=None) -> int:
     # --- the same batches, both formulations
     if not args.no_dense:
         compare_dense(model.module, mdata, res, args, n_batch)
+    for bs, q in res["quality_bs"].items():
+        print(f"quality after {args.epochs} epoch(s), batch {bs} (teacher embeddings; attune_lib.metrics): "
+              + ", ".join(f"{k} {v:.4f}" for k, v in q.items()), flush=True)
     res["maxrss_gib"] = maxrss_bytes() / GiB
     res["load_end"] = os.getloadavg()[0]
     print(f"process max RSS (getrusage, incl. data): {res['maxrss_gib']:.2f} GiB; load average at the end "
