@@ -23,7 +23,16 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
-from plot_checks import assert_axes, assert_shows, axes_content, content, has_data, is_colorbar
+from plot_checks import (
+    assert_axes,
+    assert_shows,
+    assert_style,
+    axes_content,
+    content,
+    has_data,
+    is_colorbar,
+    style_problems,
+)
 
 import attune_lib as al
 from attune_lib._utils import AttuneInputError
@@ -222,8 +231,9 @@ def _transit():
 
 
 def _cooccurring():
-    rows = [{"cluster": c, "gene": f"{c}_{g}", "pval": 10.0 ** -(6 - i), "mean_r": 0.5}
-            for c, n in (("c1", 6), ("c2", 4)) for i, g in enumerate("abcdef"[:n])]
+    # cluster labels as the notebook passes them ("cluster 1"): a title must not say "cluster cluster 1"
+    rows = [{"cluster": f"cluster {k}", "gene": f"G{k}{g}", "pval": 10.0 ** -(6 - i), "mean_r": 0.5}
+            for k, n in ((1, 6), (2, 4)) for i, g in enumerate("abcdef"[:n])]
     return pd.DataFrame(rows)
 
 
@@ -275,38 +285,43 @@ def _titles(panels):
     return [p.get_title() for p in panels]
 
 
+def _child_ticklabels(ax) -> list[str]:
+    """Tick labels of the secondary axes of ``ax`` (peak/cluster names written on the right)."""
+    return [t.get_text() for ch in ax.child_axes for t in (*ch.get_yticklabels(), *ch.get_xticklabels())]
+
+
 def _check_bio_vs_mixing(fig, p, _):
     assert_axes(p[0], xlabel="Omics mixing", ylabel="Biology conservation", n_points=6 + 3,
-                legend=["attune", "pca_lsi", "glue"], title="biology conservation")
+                legend=["Attune", "PCA/LSI", "GLUE"], title="biology conservation")
 
 
 def _check_overall(fig, p, _):
-    assert_axes(p[0], n_bars=3, n_points=6, ylabel="overall score", ticklabels=["attune", "pca_lsi", "glue"],
+    assert_axes(p[0], n_bars=3, n_points=6, ylabel="overall score", ticklabels=["Attune", "PCA/LSI", "GLUE"],
                 title="Overall integration score")
-    c = assert_axes(p[1], n_bars=2, n_points=4, ylabel="FOSCTTM", ticklabels=["attune", "pca_lsi"])
-    assert "glue" not in c["xticklabels"]  # no FOSCTTM for glue: no bar
+    c = assert_axes(p[1], n_bars=2, n_points=4, ylabel="FOSCTTM", ticklabels=["Attune", "PCA/LSI"])
+    assert "GLUE" not in c["xticklabels"]  # no FOSCTTM for glue: no bar
     assert c["bars"][0][1] == pytest.approx(0.1)  # attune's mean FOSCTTM
 
 
 def _check_alignment(fig, p, _):
-    assert_axes(p[0], xlabel="uniform", ylabel="align", n_points=6, legend=["attune", "pca_lsi", "glue"])
+    assert_axes(p[0], xlabel="uniform", ylabel="align", n_points=6, legend=["Attune", "PCA/LSI", "GLUE"])
 
 
 def _check_feature_sweep(fig, p, _):
     assert_axes(p[0], n_points=4 + 1, xlabel="Omics mixing",  # 4 (genes, peaks) means + 1 anchor star
-                legend=["500 genes", "1000 genes", "2000 peaks", "4000 peaks", "pca_lsi"])
+                legend=["500 genes", "1000 genes", "2000 peaks", "4000 peaks", "PCA/LSI"])
 
 
 def _check_dimension_sweep(fig, p, _):
     c = assert_axes(p[0], n_bars=3, n_points=6, ticklabels=["8", "16", "32"], xlabel="embedding dimension",
-                    legend=["pca_lsi"])
+                    legend=["PCA/LSI"])
     assert [h for _, h in c["bars"]] == pytest.approx([0.58, 0.66, 0.82])
 
 
 def _check_contrast(fig, p, _):
     for ax, met in zip(p, ("overall (higher", "foscttm (lower")):
         assert_axes(ax, n_bars=3, title=met, ticklabels=[CONTRAST_LABELS[d] for d in ("default", "intra", "cross")],
-                    legend=["pca_lsi"])
+                    legend=["PCA/LSI"])
 
 
 def _check_refmap(fig, p, _):
@@ -318,7 +333,7 @@ def _check_refmap(fig, p, _):
 
 def _check_violins(fig, p, _):
     for ax, lab in zip(p, ("gene-wise Pearson", "gene-wise Spearman", "RMSE")):
-        c = assert_axes(ax, ylabel=lab, n_points=2, ticklabels=["attune_finetuned", "lasso"])
+        c = assert_axes(ax, ylabel=lab, n_points=2, ticklabels=["Attune (fine-tuned)", "Lasso"])
         assert c["n_polys"] == 2  # one violin per method
     assert p[0].get_legend() is not None
     assert "RNA predicted from ATAC" in content(fig)["text"]
@@ -327,7 +342,7 @@ def _check_violins(fig, p, _):
 def _check_pred_table(fig, p, _):
     c = assert_axes(p[0], image_shape=(2, 3), title="mean ± sd", ticklabels=["gene-wise Pearson"])
     assert len(c["texts"]) == 2 * 3
-    assert any(t.startswith("attune_finetuned (this run, n=2)") for t in c["yticklabels"])
+    assert any(t.startswith("Attune (fine-tuned) (this run, n=2)") for t in c["yticklabels"])
 
 
 def _check_ablation_pred(fig, p, _):
@@ -373,13 +388,14 @@ def _check_dpag(fig, p, inputs):
     c0 = assert_axes(p[0], n_bars=2, title="8 DPAGs", ticklabels=["DE", "not DE"])
     assert [h for _, h in c0["bars"]] == [3, 5]
     n_groups = inputs["skin"]["rna"].obs["cell_type"].nunique()
-    c1 = assert_axes(p[1], n_points=8 * n_groups, legend=["25%", "50%", "100%"], ticklabels=[f"{genes[0]} *"])
+    c1 = assert_axes(p[1], n_points=8 * n_groups, ticklabels=[f"{genes[0]} *"])
+    assert_shows(fig, legend=["25%", "50%", "100%"])  # the dot sizes
     assert f"{genes[5]} *" not in c1["yticklabels"]  # only the DE genes are starred
     assert_shows(fig, n_colorbars=1, texts=["mean expression (z)"])
 
 
 def _check_enrichment(fig, p, _):
-    c = assert_axes(p[0], n_bars=5, xlabel="-log10 padj", legend=["padj < 0.05", "not significant"],
+    c = assert_axes(p[0], n_bars=5, xlabel="-log10 adjusted p", legend=["adjusted p < 0.05", "not significant"],
                     texts=[" 3/20"], ticklabels=["term 0"])
     assert sum(col == to_rgba(HIGHLIGHT) for col in c["bar_colors"]) == 3
 
@@ -410,17 +426,21 @@ def _check_trend_heatmap(fig, p, inputs):
     genes = list(inputs["rna"].var_names[:5])
     c = assert_axes(p[0], image_shape=(5, 20), xlabel="pseudotime", title="GAM trends")
     assert f"{genes[0]} *" in c["yticklabels"] and genes[1] in c["yticklabels"]
-    assert_shows(fig, n_colorbars=1, texts=["residual trend", "peak-early"])
+    assert_shows(fig, n_colorbars=1, texts=["residual trend"])
+    assert "peak-early" in _child_ticklabels(p[0])  # the trend patterns, on the right
 
 
 def _check_composition(fig, p, _):
-    assert_axes(p[0], n_bars=15, legend=["TAC", "IRS", "Hair Shaft"], ticklabels=["pt0", "pt4"], xlabel="pt_group",
+    assert_axes(p[0], n_bars=15, legend=["TAC", "IRS", "Hair Shaft"], ticklabels=["pt0", "pt4"],
+                xlabel="pseudotime group",
                 ylabel="fraction of cells")
 
 
 def _check_lagging(fig, p, _):
-    c = assert_axes(p[0], n_bars=10, ticklabels=["gene0", "gene9"], title="AUROC 0.90", ylabel="lagging score")
-    assert sum(col == to_rgba("tab:red") for col in c["bar_colors"]) == 2
+    # gene11 (planted, rank 12) is drawn after the top 10, with its rank
+    c = assert_axes(p[0], n_bars=11, ticklabels=["gene0", "gene9", "gene11 (#12)"], title="AUROC vs planted 0.90",
+                    ylabel="lagging score", legend=["planted lagging gene", "other gene"])
+    assert sum(col == to_rgba(HIGHLIGHT) for col in c["bar_colors"]) == 3
     assert "gene10" not in c["xticklabels"]
 
 
@@ -429,21 +449,25 @@ def _check_soft(fig, p, inputs):
     for ax, lab in zip(p, res["centers"].index):
         n_members = int((res["clusters"]["cluster"].astype(str) == str(lab)).sum())
         assert_axes(ax, n_lines=n_members + 1, title=f"cluster {lab}: {n_members} peaks")
-    assert_axes(p[2], n_lines=2, title="c = 2", xlabel="cluster number c")
+    assert_axes(p[2], n_lines=2, legend=["chosen c = 2"], xlabel="cluster number c")
     assert_shows(fig, n_colorbars=1, texts=["membership"])
 
 
 def _check_cores(fig, p, inputs):
     n_core = int(inputs["soft"]["clusters"]["core"].sum())
-    assert_axes(p[0], image_shape=(n_core, 5), texts=["cluster 1", "cluster 2"], ylabel="alpha-core peaks")
+    assert_axes(p[0], image_shape=(n_core, 5), ylabel="alpha-core peaks")
+    names = _child_ticklabels(p[0])
+    assert any(t.startswith("cluster 1 (") for t in names) and any(t.startswith("cluster 2 (") for t in names)
     assert_shows(fig, n_colorbars=1, texts=["standardised accessibility"])
 
 
 def _check_peak_links(fig, p, inputs):
     gene = inputs["peak_links"][0]
-    c = assert_axes(p[0], n_points=4 + 1, texts=[gene], legend=["cluster 1", "cluster 2"], xlabel="position (bp)",
-                    title=f"high-attention peaks of {gene}")
-    assert c["line_lengths"].count(60) == 4  # one arc per peak
+    # the peak without a cluster is not drawn: 3 peaks + the TSS, one arc per kept peak
+    c = assert_axes(p[0], n_points=3 + 1, texts=[gene], legend=["cluster 1", "cluster 2"], xlabel="position (kb)",
+                    title=f"high-attention peaks of {gene}\n3 of 4 linked peaks drawn")
+    assert c["line_lengths"].count(60) == 3
+    assert not p[0].xaxis.get_offset_text().get_text()  # no "1e6" offset
 
 
 def _check_transit(fig, p, _):
@@ -453,9 +477,11 @@ def _check_transit(fig, p, _):
 
 
 def _check_cooccurring(fig, p, _):
-    for ax, cl in zip(p, ("c1", "c2")):
-        assert_axes(ax, n_bars=3, title=f"cluster {cl}", xlabel="-log10 p", texts=["r=0.50, p=1.0e-06"])
-    assert sum(col == to_rgba("tab:red") for col in axes_content(p[0])["bar_colors"]) == 1
+    for ax, cl in zip(p, ("cluster 1", "cluster 2")):
+        c = assert_axes(ax, n_bars=3, xlabel="-log10 p", texts=["r=0.50, p=1.0e-06"])
+        assert c["title"] == cl
+    assert sum(col == to_rgba(HIGHLIGHT) for col in axes_content(p[0])["bar_colors"]) == 1
+    assert_shows(fig, legend=["co-occurring gene", "highlighted gene"])  # red is explained
 
 
 def _check_motifs(fig, p, _):
@@ -487,7 +513,7 @@ def _check_distance(fig, p, _):
 
 def _check_qc(fig, p, inputs):
     cats = sorted(inputs["qc_mdata"]["rna"].obs["cell_type"].astype(str).unique())
-    titles = ["rna: total_counts", "rna: n_features", "atac: total_counts", "atac: n_features"]
+    titles = ["RNA: total counts", "RNA: detected features", "ATAC: total counts", "ATAC: detected features"]
     for ax, t in zip(p, titles):
         c = assert_axes(ax, title=t, ticklabels=cats)
         assert c["n_polys"] == len(cats)  # one violin per cell type
@@ -496,8 +522,8 @@ def _check_qc(fig, p, inputs):
 def _check_embedding(fig, p, inputs):
     g = inputs["rna"].var_names[0]
     cats = [str(c) for c in inputs["rna"].obs["cell_type"].astype("category").cat.categories]
-    assert_axes(p[0], n_points=80, legend=cats, title="X_umap: cell_type")
-    assert_axes(p[1], n_points=80, title=f"X_umap: {g}")
+    assert_axes(p[0], n_points=80, legend=cats, title="UMAP: cell type")
+    assert_axes(p[1], n_points=80, title=f"UMAP: {g}")
     assert p[1].get_legend() is None
     assert_shows(fig, n_colorbars=1)
 
@@ -541,7 +567,7 @@ CASES = {
     "peak_links": Case(lambda d, ax: al.pl.peak_links(d["skin"], gene=d["peak_links"][0], peaks=d["peak_links"][1],
                                                       ax=ax), 1, _check_peak_links),
     "transit_heatmap": Case(lambda d, ax: al.pl.transit_heatmap(_transit(), ax=ax), 1, _check_transit),
-    "cooccurring_genes": Case(lambda d, ax: al.pl.cooccurring_genes(_cooccurring(), n=3, highlight=["c1_a"], ax=ax),
+    "cooccurring_genes": Case(lambda d, ax: al.pl.cooccurring_genes(_cooccurring(), n=3, highlight=["G1a"], ax=ax),
                               2, _check_cooccurring),
     "motif_enrichment": Case(lambda d, ax: al.pl.motif_enrichment(_motifs(), ax=ax), 1, _check_motifs),
     "regulon": Case(lambda d, ax: al.pl.regulon(_regulon(), tf="Lef1", truth=["T0", "T3"], ax=ax), 1, _check_regulon),
@@ -581,6 +607,78 @@ def test_plot_on_its_own_figure(name, inputs):
     panels = [a for a in fig.axes if not is_colorbar(a) and a.get_visible()][: case.n_axes]
     assert all(has_data(axes_content(a)) for a in panels), [axes_content(a) for a in panels]
     case.check(fig, panels, inputs)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_plot_follows_the_style_guide(name, inputs):
+    """Titles, axis labels, legends/colour bars present; fonts >= 8 pt; no internal keys; no overlapping panels."""
+    assert_style(CASES[name].call(inputs, None))
+
+
+def test_the_style_check_catches_the_defects_it_names():
+    """A figure with each defect the style guide forbids is reported, one problem per defect."""
+    fig, axes = plt.subplots(1, 2, figsize=(4, 2))  # no layout: the right panel's label runs into the left one
+    a, b = axes
+    a.plot([7.0e6, 7.5e6, 8.0e6], [0, 1, 2])  # a 1e6 offset on the x axis
+    a.set_title("cluster cluster 1")
+    a.set_ylabel("X_umap_attune: topic_pseudotime")
+    b.scatter([0, 1, 2], [0, 1, 2], s=[5, 50, 500], c=[0.1, 0.5, 0.9])  # sizes and colours, no legend or bar
+    b.set_ylabel("a long label that reaches into the left panel", fontsize=6)
+    b.yaxis.set_label_coords(-0.6, 0.5)
+    problems = " | ".join(style_problems(fig))
+    for want in ("internal key in text 'X_umap_attune: topic_pseudotime'", "internal key in text 'cluster cluster 1'",
+                 "font 6.0 pt", "no title", "numeric x axis without a label", "offset text", "without a colour bar",
+                 "dot sizes vary", "overlaps panel"):
+        assert want in problems, f"{want!r} not reported: {problems}"
+    good, ax = plt.subplots(layout="constrained")
+    ax.plot([0, 1], [0, 1])
+    ax.set(title="a title", xlabel="pseudotime", ylabel="residual")
+    assert style_problems(good) == []
+
+
+def test_cell_types_keep_their_colour_in_every_figure(sim_small):
+    from attune_lib.pl._style import CELL_TYPE_COLORS, cell_type_palette
+
+    # the same label gets the same colour whatever the other labels and their order
+    one = cell_type_palette(["CD14 Mono", "B naive", "NK"])
+    two = cell_type_palette(["NK", "pDC", "CD14 Mono", "CD4 T", "CD8 T"])
+    assert one["CD14 Mono"] == two["CD14 Mono"] == CELL_TYPE_COLORS["CD14 Mono"] and one["NK"] == two["NK"]
+    # unknown labels: stable, distinct within a plot
+    u1, u2 = cell_type_palette(["alpha", "beta", "gamma"]), cell_type_palette(["gamma", "alpha"])
+    assert u1["alpha"] == u2["alpha"] and len(set(u1.values())) == 3
+    # the data's own uns["cell_type_colors"] wins
+    rna = sim_small["rna"][:50].copy()
+    rna.obs["cell_type"] = rna.obs["cell_type"].astype("category")
+    cats = list(rna.obs["cell_type"].cat.categories)
+    rna.uns["cell_type_colors"] = ["#000000"] * len(cats)
+    assert set(cell_type_palette(cats, adata=rna, key="cell_type").values()) == {"#000000"}
+    # two plots of different notebooks draw CD14 Mono in one colour
+    rna = sim_small["rna"].copy()
+    rna.obsm["X_umap"] = np.random.default_rng(0).normal(size=(rna.n_obs, 2))
+    rna.obs["pt_group"] = pd.Categorical(np.where(np.arange(rna.n_obs) % 2, "g1", "g2"))
+    f1 = al.pl.embedding(rna, basis="X_umap", color="cell_type")
+    comp = pd.crosstab(rna.obs["pt_group"], rna.obs["cell_type"], normalize="index")
+    f2 = al.pl.pseudobulk_composition(comp)
+
+    def colour_of(fig, name):
+        leg = fig.axes[0].get_legend()
+        for h, t in zip(leg.legend_handles, leg.get_texts()):
+            if t.get_text() == name:
+                return to_rgba(h.get_facecolor()[0] if hasattr(h.get_facecolor(), "__len__")
+                               and np.ndim(h.get_facecolor()) == 2 else h.get_facecolor())
+        raise AssertionError(f"{name} not in the legend")
+
+    assert colour_of(f1, "CD14 Mono") == colour_of(f2, "CD14 Mono") == to_rgba(CELL_TYPE_COLORS["CD14 Mono"])
+
+
+def test_labels_are_words():
+    from attune_lib.pl._style import label
+
+    assert label("X_umap_attune") == "UMAP (Attune)"
+    assert label("topic_pseudotime") == "pseudotime (topics)"
+    assert label("lsi_ridge") == "LSI + ridge"
+    assert label("some_new_key") == "some new key"
+    assert label("CD14 Mono") == "CD14 Mono" and label(3) == "3"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -8,7 +8,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .._utils import AttuneInputError, get_modality
-from ._style import categorical_palette, finish, panel_axes
+from ._style import FONT, categorical_palette, cell_type_palette, finish, is_cell_type_key, label, panel_axes
 from ._style import point_size as default_point_size
 
 __all__ = ["embedding", "qc"]
@@ -37,9 +37,10 @@ def qc(mdata, *, modalities: tuple[str, ...] = ("rna", "atac"), groupby: str | N
     -------
     matplotlib.figure.Figure
     """
-    obs_of = {}
+    obs_of, obs_holder = {}, {}
     for mod in modalities:
-        obs = get_modality(mdata, mod).obs
+        obs_holder[mod] = get_modality(mdata, mod)
+        obs = obs_holder[mod].obs
         for col in ("total_counts", "n_features"):
             if col not in obs:
                 raise AttuneInputError(f"mdata[{mod!r}].obs[{col!r}] missing; run attune_lib.tl.qc_metrics first")
@@ -54,12 +55,18 @@ def qc(mdata, *, modalities: tuple[str, ...] = ("rna", "atac"), groupby: str | N
         for j, col in enumerate(("total_counts", "n_features")):
             a = axes[2 * i + j]
             if groupby is not None:
-                sns.violinplot(data=obs, x=groupby, y=col, ax=a, cut=0, density_norm="width", linewidth=0.5)
+                levels = obs[groupby].cat.categories if isinstance(obs[groupby].dtype, pd.CategoricalDtype) else \
+                    sorted(obs[groupby].dropna().unique())
+                pal = cell_type_palette(levels, adata=obs_holder[mod], key=groupby) if is_cell_type_key(groupby) \
+                    else None
+                sns.violinplot(data=obs, x=groupby, y=col, ax=a, cut=0, density_norm="width", linewidth=0.5,
+                               hue=groupby if pal else None, palette=pal, legend=False)
                 a.tick_params(axis="x", rotation=90)
             else:
                 sns.violinplot(y=obs[col], ax=a, cut=0, linewidth=0.5)
-            a.set_title(f"{mod}: {col}")
-            a.set_ylabel("")
+            a.set_title(f"{label(mod)}: {label(col)}", fontsize=FONT + 2)
+            a.set_ylabel(label(col))
+            a.set_xlabel(label(groupby) if groupby is not None else "")
     return finish(fig, created)
 
 
@@ -78,7 +85,8 @@ def embedding(
     """Scatter panels of one or more 2-D embeddings coloured by obs columns or features.
 
     One panel per (basis, colour) pair, bases outermost. A categorical colour gets a legend, a numeric
-    one a colour bar.
+    one a colour bar. Cell types (a colour whose name says ``cell_type``) get the shared cell-type colours
+    (:func:`attune_lib.pl._style.cell_type_palette`), the same in every figure.
 
     Parameters
     ----------
@@ -91,7 +99,7 @@ def embedding(
     modality
         Modality to read ``basis`` and features from (None: the MuData itself).
     titles
-        Panel titles (None: ``<basis>: <color>``).
+        Panel titles (None: ``<basis>: <color>`` in words, e.g. "UMAP (Attune): cell type").
     point_size
         Marker size (None: chosen from the number of cells).
     ncols
@@ -127,20 +135,35 @@ def embedding(
         v = values[c]
         if isinstance(v.dtype, pd.CategoricalDtype) or v.dtype == object:
             cats = pd.Categorical(v)
-            pal = categorical_palette(cats.categories, "tab20")
+            pal = cell_type_palette(cats.categories, adata=_holder_of(mdata, holder, c), key=c) \
+                if is_cell_type_key(c) else categorical_palette(cats.categories, "tab20")
             for cat in cats.categories:
                 m = np.asarray(cats == cat)
                 a.scatter(xy[m, 0], xy[m, 1], s=size, color=pal[cat], label=str(cat), linewidths=0, rasterized=True)
-            a.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7, markerscale=2)
+            a.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=FONT, markerscale=2,
+                     title=label(c), title_fontsize=FONT)
         else:
             x = np.asarray(v, dtype=float)
             order = np.argsort(np.nan_to_num(x, nan=-np.inf))
             sca = a.scatter(xy[order, 0], xy[order, 1], c=x[order], s=size, cmap=cmap, linewidths=0, rasterized=True)
-            fig.colorbar(sca, ax=a, shrink=0.7)
+            cb = fig.colorbar(sca, ax=a, shrink=0.7)
+            cb.set_label(label(c))
         a.set_xticks([])
         a.set_yticks([])
-        a.set_title(titles[k] if titles and k < len(titles) else f"{b}: {c}", fontsize=9)
+        a.set_title(titles[k] if titles and k < len(titles) else f"{label(b)}: {label(c)}", fontsize=FONT + 2)
+        a.set_xlabel(f"{label(b)} 1", fontsize=FONT)
+        a.set_ylabel(f"{label(b)} 2", fontsize=FONT)
     return finish(fig, created)
+
+
+def _holder_of(mdata, holder, key: str):
+    """The AnnData/MuData whose obs holds ``key`` (for its ``uns[f"{key}_colors"]``)."""
+    if key in getattr(holder, "obs", {}):
+        return holder
+    for ad in getattr(mdata, "mod", {}).values():
+        if key in ad.obs:
+            return ad
+    return holder
 
 
 def _color_values(mdata, holder, key: str) -> pd.Series:

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .._utils import AttuneInputError
-from ._style import HIGHLIGHT, OTHER, figure_title, finish, need_columns, panel_axes, single_axes
+from ._style import HIGHLIGHT, OTHER, figure_title, finish, label, need_columns, panel_axes, single_axes
 
 __all__ = ["attention_elbow", "link_auroc", "link_heatmap", "window_sweep"]
 
@@ -107,7 +107,8 @@ def attention_elbow(links: pd.DataFrame, *, score: str = "score", top_fraction: 
                label=f"elbow (max distance to chord): {info['elbow_n']:,} ({100 * info['elbow_fraction']:.1f}%)")
     ax.scatter([info["elbow_n"]], [info["elbow_threshold"]], color="#2980b9", zorder=3, s=18)
     ax.set_xlabel("gene-peak pairs ranked by attention")
-    ax.set_ylabel(score)
+    ax.set_ylabel(label(score))
+    ax.set_title("attention scores of gene-peak pairs, ranked", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     return finish(fig, created)
 
@@ -150,7 +151,7 @@ def link_heatmap(data: dict[str, pd.DataFrame], *, titles: Sequence[str] = ("exp
         a_.set_xticklabels(m.columns, rotation=60, ha="right", fontsize=8)
         a_.set_title(title, fontsize=10)
     axes[0].set_yticks(range(n))
-    axes[0].set_yticklabels(r.index, fontsize=6 if n > 30 else 7)
+    axes[0].set_yticklabels(r.index, fontsize=8)
     cb = fig.colorbar(im, ax=list(axes), fraction=0.04, pad=0.02)
     cb.set_label("z-score across groups", fontsize=8)
     return fig
@@ -190,5 +191,6 @@ def window_sweep(sweep: pd.DataFrame, *, metric: str = "auroc", window_kb: float
         ax.axvline(window_kb, color="k", ls="--", lw=1)
     ax.set_xlabel("peak-gene window (kb)")
     ax.set_ylabel(metric.upper())
-    ax.legend(fontsize=7, frameon=False, ncol=2)
+    ax.set_title(f"link {metric.upper()} by peak-gene window", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, ncol=2)
     return finish(fig, created)

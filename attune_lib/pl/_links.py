@@ -63,7 +63,7 @@ def link_comparison(evaluation: pd.DataFrame, *, truth: str | None = None,
         a.set_xlabel(_LABELS.get(met, met))
         for i, v in enumerate(d[met].to_numpy(dtype=float)):
             if np.isfinite(v):
-                a.text(v, i, f" {v:.2f}", va="center", fontsize=7)
+                a.text(v, i, f" {v:.2f}", va="center", fontsize=8)
         a.set_xlim(0, 1.12 if met != "auprc" else max(0.05, float(np.nanmax(d[met])) * 1.25))
     figure_title(fig, axes, f"links vs {truth} (dashed: {reference})" if reference else f"links vs {truth}", created)
     return finish(fig, created)

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from .._utils import AttuneInputError
-from ._style import categorical_palette, finish, single_axes
+from ._style import categorical_palette, finish, label, single_axes
 
 __all__ = ["cross_modal_heatmap", "distance_by_group"]
 
@@ -48,6 +48,7 @@ def cross_modal_heatmap(similarity: pd.DataFrame, *, palette: str = "tab10", vmi
         raise AttuneInputError(f"similarity.attrs['groups'] has {len(groups)} labels for {S.shape[1]} cells")
     fig, ax, created = single_axes(ax, figsize=(6.4, 5.6))
     im = ax.imshow(S, cmap="magma", aspect="auto", interpolation="nearest", vmin=vmin)
+    ax.set_title("RNA-ATAC cosine similarity of cells", fontsize=10)
     ax.set_xlabel("cells (ATAC embedding)")
     ax.set_ylabel("cells (RNA embedding)", labelpad=14 if groups is not None else 4)
     ax.set_xticks([])
@@ -62,7 +63,7 @@ def cross_modal_heatmap(similarity: pd.DataFrame, *, palette: str = "tab10", vmi
         left = ax.inset_axes((-0.04, 0.0, 0.03, 1.0))
         left.imshow(colors.transpose(1, 0, 2), aspect="auto")
         left.set_axis_off()
-        top.legend(handles=[Patch(color=c, label=str(g)) for g, c in pal.items()], ncol=min(len(pal), 4), fontsize=6,
+        top.legend(handles=[Patch(color=c, label=str(g)) for g, c in pal.items()], ncol=min(len(pal), 4), fontsize=8,
                    frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return finish(fig, created)
 
@@ -119,8 +120,9 @@ def distance_by_group(mdata, *, distance_key: str = "rna_atac_cosine_distance", 
         ax.axhline(threshold, color="red", ls="--", lw=1)
         frac = df.groupby("group")["distance"].apply(lambda v: float((v > threshold).mean()))
         for i, g in enumerate(order):
-            ax.text(i, ax.get_ylim()[1], f"{100 * frac.get(g, 0):.0f}%", ha="center", va="bottom", fontsize=6)
+            ax.text(i, ax.get_ylim()[1], f"{100 * frac.get(g, 0):.0f}%", ha="center", va="bottom", fontsize=8)
     ax.tick_params(axis="x", rotation=45)
-    ax.set_xlabel("")
+    ax.set_xlabel(label(groupby) if isinstance(groupby, str) else "")
     ax.set_ylabel("RNA-ATAC cosine distance")
+    ax.set_title("RNA-ATAC cosine distance per group", fontsize=10)
     return finish(fig, created)

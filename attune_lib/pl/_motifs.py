@@ -10,15 +10,17 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from .._utils import AttuneInputError
-from ._style import finish, need_columns, panel_axes, single_axes
+from ._style import BAR, FONT, HIGHLIGHT, cluster_name, finish, need_columns, panel_axes, single_axes
 
 __all__ = ["cooccurring_genes", "motif_enrichment", "regulon"]
 
 
-def cooccurring_genes(table: pd.DataFrame, *, n: int = 5, highlight: Sequence[str] = (), ax=None) -> Figure:
+def cooccurring_genes(table: pd.DataFrame, *, n: int = 5, highlight: Sequence[str] = (),
+                      highlight_label: str = "highlighted gene", ax=None) -> Figure:
     """Top co-occurring genes per peak cluster: -log10 p of the background-matched test (Fig. 4D).
 
-    Each bar is labelled with the mean correlation and the p-value; ``highlight`` genes are red.
+    Each bar is labelled with the mean correlation and the p-value; ``highlight`` genes are red, and the
+    legend (right of the last panel) says what red means.
 
     Parameters
     ----------
@@ -29,6 +31,8 @@ def cooccurring_genes(table: pd.DataFrame, *, n: int = 5, highlight: Sequence[st
         Genes shown per cluster.
     highlight
         Genes drawn in red.
+    highlight_label
+        What the red genes are, for the legend (e.g. "planted TF").
     ax
         One Axes per cluster with a co-occurring gene, in the table's cluster order (None: a new figure).
 
@@ -44,17 +48,26 @@ def cooccurring_genes(table: pd.DataFrame, *, n: int = 5, highlight: Sequence[st
     if not clusters:
         raise AttuneInputError("table: no co-occurring gene to show")
     fig, axes, created = panel_axes(ax, len(clusters), what="one per cluster with a co-occurring gene",
-                                    figsize=(3.3 * len(clusters), 0.32 * n + 1.6))
+                                    figsize=(3.6 * len(clusters) + 1.6, 0.36 * n + 1.8))
     hl = set(highlight)
+    any_hl = False
     for a, c in zip(axes, clusters):
         sub = top[top["cluster"] == c].iloc[::-1]
-        colors = ["tab:red" if g in hl else "tab:blue" for g in sub["gene"]]
-        a.barh(sub["gene"].astype(str), -np.log10(sub["pval"].to_numpy(dtype=float)), color=colors)
+        is_hl = [g in hl for g in sub["gene"]]
+        any_hl |= any(is_hl)
+        colors = [HIGHLIGHT if h else BAR for h in is_hl]
+        a.barh(sub["gene"].astype(str), -np.log10(sub["pval"].to_numpy(dtype=float)), color=colors, height=0.8)
         for y, (r, p) in enumerate(zip(sub["mean_r"], sub["pval"])):
-            a.text(0.02, y, f"r={r:.2f}, p={p:.1e}", va="center", fontsize=6, color="w",
+            a.text(0.02, y, f"r={r:.2f}, p={p:.1e}", va="center", fontsize=FONT, color="w",
                    transform=a.get_yaxis_transform())
         a.set_xlabel("-log10 p (vs background peaks)")
-        a.set_title(f"cluster {c}", fontsize=9)
+        a.tick_params(axis="y", labelsize=FONT + 1)
+        a.set_title(cluster_name(c), fontsize=FONT + 2)
+    handles = [Patch(color=BAR, label="co-occurring gene")]
+    if hl:
+        text = highlight_label if any_hl else f"{highlight_label} (none in the top {n})"
+        handles.append(Patch(color=HIGHLIGHT, label=text))
+    axes[-1].legend(handles=handles, fontsize=FONT, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return finish(fig, created)
 
 
@@ -88,10 +101,10 @@ def motif_enrichment(table: pd.DataFrame, *, n: int = 10, highlight: Sequence[st
     colors = ["tab:red" if i in hl else "tab:blue" for i in top["motif_id"]]
     ax.barh(labels, -np.log10(top["pval"].to_numpy(dtype=float)), color=colors)
     for y, (k, nn, fb) in enumerate(zip(top["k_fg"], top["n_fg"], top["frac_bg"])):
-        ax.text(0.01, y, f"{k}/{nn} vs {100 * fb:.0f}%", va="center", fontsize=6, color="w",
+        ax.text(0.01, y, f"{k}/{nn} vs {100 * fb:.0f}%", va="center", fontsize=8, color="w",
                 transform=ax.get_yaxis_transform())
     ax.set_xlabel("-log10 p (Fisher, vs background)")
-    ax.tick_params(axis="y", labelsize=7)
+    ax.tick_params(axis="y", labelsize=8)
     ax.set_title(title or "motif enrichment", fontsize=9)
     return finish(fig, created)
 
@@ -128,10 +141,10 @@ def regulon(table: pd.DataFrame, *, tf: str, n: int = 20, truth: Sequence[str] =
     ax.barh(top["target"].astype(str), top["r"], color=colors)
     ax.axvline(0, color="k", lw=0.6)
     ax.set_xlabel(f"Spearman r with {tf} (pseudo-bulk)")
-    ax.tick_params(axis="y", labelsize=7)
+    ax.tick_params(axis="y", labelsize=8)
     ax.set_title(f"{tf} regulon (motif in linked peaks)", fontsize=9)
     handles = [Patch(color="tab:green", label="positive r"), Patch(color="tab:purple", label="negative r")]
     if hl:
         handles.insert(0, Patch(color="tab:red", label="true target"))
-    ax.legend(handles=handles, fontsize=7, frameon=False, loc="best")
+    ax.legend(handles=handles, fontsize=8, frameon=False, loc="best")
     return finish(fig, created)

@@ -14,7 +14,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .._utils import AttuneInputError, get_modality, renamed_kwargs
-from ._style import categorical_palette, finish, panel_axes, single_axes
+from ._style import FONT, HIGHLIGHT, cell_type_palette, finish, label, panel_axes, single_axes
 from ._style import point_size as default_point_size
 
 __all__ = ["lagging_ranking", "pseudobulk_composition", "residual_embedding", "residual_trend", "trend_heatmap"]
@@ -177,7 +177,7 @@ def residual_trend(mdata, *, genes: str | Sequence[str], pseudotime_key: str = "
         r = values[gene]
         if groups is not None:
             cats = pd.Categorical(groups)
-            pal = categorical_palette(cats.categories)
+            pal = cell_type_palette(cats.categories, adata=rna, key=groupby)
             for c in cats.categories:
                 sel = np.asarray(cats == c)
                 a.scatter(pt[sel], r[sel], s=4, color=pal[c], alpha=0.5, linewidths=0, label=str(c), rasterized=True)
@@ -195,21 +195,23 @@ def residual_trend(mdata, *, genes: str | Sequence[str], pseudotime_key: str = "
         if transition is not None:
             a.axvline(transition, color="0.3", lw=1, ls="--", label="transition")
         a.set_title(gene, fontsize=10)
-        a.set_xlabel(pseudotime_key)
+        a.set_xlabel(label(pseudotime_key))
         a.set_ylabel("residual")
     if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize=6, markerscale=2, frameon=False, loc="upper left")
+        axes[0].legend(fontsize=FONT, markerscale=2, frameon=False, loc="upper left")
     return finish(fig, created)
 
 
 @renamed_kwargs(rna_key="rna_mod")
 def trend_heatmap(mdata, *, trends_key: str = "residual_trends", genes: Sequence[str] | None = None, n_genes: int = 40,
-                  score: str = "snr", rna_mod: str = "rna", highlight: Sequence[str] = (), ax=None) -> Figure:
+                  score: str = "snr", rna_mod: str = "rna", highlight: Sequence[str] = (),
+                  highlight_label: str = "planted lagging genes", ax=None) -> Figure:
     """Heatmap of residual GAM trends (genes x pseudotime), genes ordered by the time of their maximum (S7a-b).
 
-    Without ``genes`` the ``n_genes`` genes with the highest ``score`` are shown. ``highlight`` names are
-    marked with ``*`` (e.g. the simulator's planted lagging genes); the trend pattern of each gene is
-    written on the right; a colour bar gives the residual scale.
+    Without ``genes`` the ``n_genes`` genes with the highest ``score`` are shown. ``highlight`` genes (e.g.
+    the simulator's planted lagging genes) are always drawn, added below the top genes when they are not
+    among them, and marked in red with ``*``; the title says how many are drawn. The trend pattern of each
+    gene is written on the right; a colour bar gives the residual scale.
 
     Parameters
     ----------
@@ -226,9 +228,11 @@ def trend_heatmap(mdata, *, trends_key: str = "residual_trends", genes: Sequence
     rna_mod
         RNA modality name (formerly ``rna_key``).
     highlight
-        Genes marked with ``*``.
+        Genes always drawn and marked in red with ``*``.
+    highlight_label
+        What the highlighted genes are, for the title.
     ax
-        Axes to draw on (None: a new figure); the patterns go on a twin axes of it.
+        Axes to draw on (None: a new figure); the patterns go on a secondary axis of it.
 
     Returns
     -------
@@ -241,31 +245,45 @@ def trend_heatmap(mdata, *, trends_key: str = "residual_trends", genes: Sequence
         if score not in table:
             raise AttuneInputError(f"score={score!r} is not a column of the trend table; available: {list(table)}")
         genes = table.sort_values(score, ascending=False).index[:n_genes]
+    hl = [g for g in dict.fromkeys(highlight) if g in curves.columns]
     genes = [g for g in genes if g in curves.columns]
+    added = [g for g in hl if g not in genes]
+    genes = genes + added  # the highlighted genes are always drawn
     if not genes:
         raise AttuneInputError("genes: none of the genes has a fitted trend")
     C = curves[genes].T
     C = C.loc[table.loc[genes, "t_max"].sort_values(kind="stable").index]
-    hl = set(highlight)
-    labels = [f"{g} *" if g in hl else g for g in C.index]
-    fig, ax, created = single_axes(ax, figsize=(6.5, max(3.0, 0.17 * len(C) + 1.2)))
+    hl = set(hl)
+    fig, ax, created = single_axes(ax, figsize=(7.0, max(3.2, 0.16 * len(C) + 1.6)))
     lim = np.abs(C.to_numpy()).max() or 1.0
     im = ax.imshow(C.to_numpy(), aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
                    extent=(C.columns.min(), C.columns.max(), len(C) - 0.5, -0.5))
     ax.set_yticks(np.arange(len(C)))
-    ax.set_yticklabels(labels, fontsize=6)
-    patt = table.loc[C.index, "pattern"].astype(str).to_numpy() if "pattern" in table else np.array([""] * len(C))
-    ax2 = ax.twinx()
-    ax2.set_ylim(ax.get_ylim())
-    ax2.set_yticks(np.arange(len(C)))
-    ax2.set_yticklabels(patt, fontsize=5)
-    ax.set_xlabel(curves.index.name or "pseudotime")
-    fig.colorbar(im, ax=ax2, shrink=0.5, pad=0.15, label="residual trend")
-    ax.set_title("GAM trends of residuals (genes ordered by peak time)", fontsize=9)
+    ax.set_yticklabels([f"{g} *" if g in hl else g for g in C.index], fontsize=FONT)
+    for tick, g in zip(ax.get_yticklabels(), C.index):
+        if g in hl:
+            tick.set_color(HIGHLIGHT)
+            tick.set_fontweight("bold")
+    patt = table.loc[C.index, "pattern"].astype(str).to_numpy() if "pattern" in table else None
+    if patt is not None:
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(np.arange(len(C)))
+        right.set_yticklabels(patt, fontsize=FONT)
+        right.set_ylabel("trend pattern")
+    ax.set_xlabel(label(curves.index.name or "pseudotime"))
+    cb = fig.colorbar(im, ax=ax, shrink=0.6, pad=0.02, location="right")
+    cb.set_label("residual trend")
+    title = "GAM trends of residuals (genes ordered by peak time)"
+    if highlight:
+        n_missing = len([g for g in dict.fromkeys(highlight) if g not in curves.columns])
+        title += f"\nred *: {highlight_label} ({len(hl)} drawn"
+        title += f", {len(added)} beyond the top {len(genes) - len(added)}" if added else ""
+        title += f", {n_missing} without a fitted trend)" if n_missing else ")"
+    ax.set_title(title, fontsize=FONT + 2)
     return finish(fig, created)
 
 
-def pseudobulk_composition(composition: pd.DataFrame, *, palette: str = "tab10", ax=None) -> Figure:
+def pseudobulk_composition(composition: pd.DataFrame, *, palette: str | None = None, ax=None) -> Figure:
     """Stacked bars of the cell-type composition of each pseudo-bulk group (Fig. 3I); the legend names the types.
 
     Parameters
@@ -273,7 +291,8 @@ def pseudobulk_composition(composition: pd.DataFrame, *, palette: str = "tab10",
     composition
         Groups x cell types fractions, from :func:`attune_lib.tl.pseudobulk_composition`.
     palette
-        Seaborn/matplotlib palette of the cell types.
+        Seaborn/matplotlib palette of the cell types (None: the shared cell-type colours,
+        :func:`attune_lib.pl._style.cell_type_palette`).
     ax
         Axes to draw on (None: a new figure).
 
@@ -285,31 +304,37 @@ def pseudobulk_composition(composition: pd.DataFrame, *, palette: str = "tab10",
         raise AttuneInputError("composition must be a non-empty DataFrame (groups x cell types)")
     fig, ax, created = single_axes(ax, figsize=(0.45 * len(composition) + 2.8, 3.4))
     bottom = np.zeros(len(composition))
-    pal = sns.color_palette(palette, n_colors=composition.shape[1])
-    for j, col in enumerate(composition.columns):
+    pal = cell_type_palette(composition.columns) if palette is None else \
+        dict(zip(composition.columns, sns.color_palette(palette, n_colors=composition.shape[1])))
+    for col in composition.columns:
         v = composition[col].to_numpy(dtype=float)
-        ax.bar(np.arange(len(composition)), v, bottom=bottom, color=pal[j], label=str(col), width=0.85)
+        ax.bar(np.arange(len(composition)), v, bottom=bottom, color=pal[col], label=str(col), width=0.85)
         bottom += v
     ax.set_xticks(np.arange(len(composition)))
     ax.set_xticklabels([str(i) for i in composition.index])
     ax.set_ylabel("fraction of cells")
-    ax.set_xlabel(composition.index.name or "group")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
-    ax.set_title("cell-type composition of pseudo-bulk groups", fontsize=9)
+    ax.set_xlabel(label(composition.index.name or "pseudo-bulk group"))
+    ax.set_xticklabels([str(i) for i in composition.index], rotation=90 if len(composition) > 12 else 0)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=FONT, title=label(
+        composition.columns.name or "cell_type"), title_fontsize=FONT)
+    ax.set_title("cell-type composition of pseudo-bulk groups", fontsize=FONT + 2)
     return finish(fig, created)
 
 
 def lagging_ranking(
     scores: pd.DataFrame, *, truth: Sequence[str] = (), n: int = 30, auroc: float | None = None, ax=None
 ) -> Figure:
-    """Top genes by lagging score (bars), planted/known lagging genes in red (said in the title).
+    """Top genes by lagging score (bars), planted/known lagging genes in red (legend).
+
+    Planted genes outside the top ``n`` are drawn after a dotted line, labelled with their rank, so every
+    planted gene that was scored is on the figure.
 
     Parameters
     ----------
     scores
         Table of :func:`attune_lib.tl.lagging_gene_scores` (a ``score`` column, genes as index).
     truth
-        Known (or planted) lagging genes, drawn in red.
+        Known (or planted) lagging genes, drawn in red (always drawn when scored).
     n
         Number of top genes shown.
     auroc
@@ -323,18 +348,32 @@ def lagging_ranking(
     """
     if not isinstance(scores, pd.DataFrame) or "score" not in scores:
         raise AttuneInputError("scores needs a 'score' column (attune_lib.tl.lagging_gene_scores)")
+    truth = list(dict.fromkeys(truth))
+    rank = pd.Series(np.arange(1, len(scores) + 1), index=scores.index)
     top = scores.iloc[:n]
-    truth = set(truth)
-    fig, ax, created = single_axes(ax, figsize=(7.5, 3.2))
-    colors = ["tab:red" if g in truth else "0.6" for g in top.index]
-    ax.bar(np.arange(len(top)), top["score"].to_numpy(), color=colors)
-    ax.set_xticks(np.arange(len(top)))
-    ax.set_xticklabels(top.index, rotation=90, fontsize=6)
+    beyond = [g for g in truth if g in rank.index and g not in top.index]
+    shown = scores.loc[list(top.index) + beyond]  # planted genes are drawn even when ranked low
+    tset = set(truth)
+    fig, ax, created = single_axes(ax, figsize=(max(7.5, 0.2 * len(shown) + 1.5), 3.6))
+    colors = [HIGHLIGHT if g in tset else "0.6" for g in shown.index]
+    x = np.arange(len(top)).tolist() + [len(top) + 0.8 + i for i in range(len(beyond))]
+    ax.bar(x, shown["score"].to_numpy(), color=colors)
+    ax.set_xticks(x)
+    ax.set_xticklabels([g if g in top.index else f"{g} (#{rank[g]})" for g in shown.index], rotation=90,
+                       fontsize=FONT)
+    if beyond:
+        ax.axvline(len(top) - 0.1, color="0.3", ls=":", lw=1)
     ax.set_ylabel("lagging score")
+    ax.set_xlabel(f"top {len(top)} genes" + (", then planted genes beyond them (rank #)" if beyond else ""))
+    if tset:
+        from matplotlib.patches import Patch
+
+        missing = len([g for g in truth if g not in rank.index])
+        lab_t = "planted lagging gene" + (f" ({missing} not scored)" if missing else "")
+        ax.legend(handles=[Patch(color=HIGHLIGHT, label=lab_t), Patch(color="0.6", label="other gene")],
+                  fontsize=FONT, frameon=False, loc="upper right")
     title = "genes ranked by residual-trend strength"
-    if truth:
-        title += " (red: planted lagging genes)"
     if auroc is not None:
-        title += f"; AUROC {auroc:.2f}"
-    ax.set_title(title, fontsize=9)
+        title += f"; AUROC vs planted {auroc:.2f}" if tset else f"; AUROC {auroc:.2f}"
+    ax.set_title(title, fontsize=FONT + 2)
     return finish(fig, created)

@@ -15,7 +15,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .._utils import AttuneInputError
-from ._style import CONTRAST_LABELS, figure_title, finish, need_columns, panel_axes, single_axes
+from ._style import CONTRAST_LABELS, figure_title, finish, label, need_columns, panel_axes, single_axes
 
 __all__ = ["PREDICTION_COLORS", "contrast_ablation_prediction", "prediction_table", "prediction_violins"]
 
@@ -98,11 +98,11 @@ def prediction_violins(per_gene: pd.DataFrame, *, metrics: Sequence[str] = ("pea
         ax.scatter(range(len(order)), means.to_numpy(), marker="D", s=18, color="white", edgecolor="black",
                    zorder=4, label="mean")
         ax.set_xticks(range(len(order)))
-        ax.set_xticklabels(order, rotation=35, ha="right", fontsize=8)
+        ax.set_xticklabels([label(m) for m in order], rotation=35, ha="right", fontsize=8)
         ax.set_xlabel("")
         ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(frameon=False, fontsize=7, loc="best")
+    axes[0].legend(frameon=False, fontsize=8, loc="best")
     figure_title(fig, axes, title or "RNA predicted from ATAC: per-gene metrics on test cells", created)
     return finish(fig, created)
 
@@ -144,7 +144,7 @@ def prediction_table(summary: pd.DataFrame, *, metrics: Sequence[str] = ("pearso
     g = df.groupby("method")[list(metrics)]
     mean, sd, n = g.mean().reindex(order), g.std(ddof=1).reindex(order), g.size().reindex(order)
     paper = paper_prediction_values() if paper is None else paper
-    rows = [f"{m} ({dataset_label}, n={n[m]})" for m in order]
+    rows = [f"{label(m)} ({dataset_label}, n={n[m]})" for m in order]
     vals = mean.to_numpy(dtype=float)
     texts = [[f"{mean.loc[m, c]:.3f}" + (f" ± {sd.loc[m, c]:.3f}" if np.isfinite(sd.loc[m, c]) else "")
               for c in metrics] for m in order]
@@ -157,13 +157,16 @@ def prediction_table(summary: pd.DataFrame, *, metrics: Sequence[str] = ("pearso
             colors[:, j] = 1 - s if c in _LOWER_IS_BETTER else s
         colors[~ok, j] = np.nan
     for _, r in paper.iterrows():
-        rows.append(f"{r.get('method', 'attune')} ({r.get('source', 'paper')}: {r.get('dataset', '')})")
+        rows.append(f"{label(r.get('method', 'attune'))} ({r.get('source', 'paper')}: {r.get('dataset', '')})")
         texts.append([f"{r[c]:.3f}" if c in r and pd.notna(r[c]) else "n/a" for c in metrics])
         colors = np.vstack([colors, np.full(len(metrics), np.nan)])
     fig, ax, created = single_axes(ax, figsize=(2.0 + 1.7 * len(metrics) + 0.09 * max(map(len, rows)),
                                                 0.45 * len(rows) + 1.3))
     cmap = plt.get_cmap("Reds").with_extremes(bad="#eeeeee")
-    ax.imshow(np.ma.masked_invalid(0.15 + 0.6 * colors), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    im = ax.imshow(np.ma.masked_invalid(0.15 + 0.6 * colors), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02, ticks=[0.15, 0.75])
+    cb.ax.set_yticklabels(["worst", "best"], fontsize=8)
+    cb.set_label("within a metric, this run's methods", fontsize=8)
     for i, row in enumerate(texts):
         for j, t in enumerate(row):
             ax.text(j, i, t, ha="center", va="center", fontsize=8)
@@ -230,7 +233,7 @@ def contrast_ablation_prediction(df: pd.DataFrame, *, metrics: Sequence[str] = (
             ax.scatter(range(len(order)), means.to_numpy(), marker="D", s=18, color="white", edgecolor="black",
                        zorder=4)
             for i, v in enumerate(means.to_numpy()):
-                ax.annotate(f"{v:.3f}", (i, v), xytext=(8, 0), textcoords="offset points", fontsize=7,
+                ax.annotate(f"{v:.3f}", (i, v), xytext=(8, 0), textcoords="offset points", fontsize=8,
                             va="center")
         else:
             means = x.groupby("contrast")[metric].mean().reindex(order)

@@ -79,7 +79,7 @@ def reference_mapping(
         m = (ct == t) & (split == "query")
         ax.scatter(xy[m, 0], xy[m, 1], s=size * 1.8, color=pal[t], label=t, edgecolors="black", linewidths=0.4,
                    rasterized=True)
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7, markerscale=2)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8, markerscale=2)
     ax.set_title("cell types (query outlined, reference faint)", fontsize=10)
     ax = axes[2]
     m = split == "reference"

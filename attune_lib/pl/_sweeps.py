@@ -29,9 +29,10 @@ def _split_anchors(df: pd.DataFrame, method: str = "attune") -> tuple[pd.DataFra
 
 
 def _ok_anchors(anchors: pd.DataFrame) -> pd.DataFrame:
-    if anchors.empty or "status" not in anchors:
+    if anchors.empty:
         return anchors
-    return anchors[anchors["status"].astype(str).str.startswith("ok")]
+    ok = anchors[anchors["status"].astype(str).str.startswith("ok")] if "status" in anchors else anchors
+    return style.display_names(ok)
 
 
 def _anchor_lines(ax, anchors: pd.DataFrame, metric: str) -> None:
@@ -47,7 +48,7 @@ def _anchor_lines(ax, anchors: pd.DataFrame, metric: str) -> None:
             ax.axhline(v, color=pal[lab], ls="--", lw=1.2, label=f"{lab}")
             drawn = True
     if drawn:
-        ax.legend(frameon=False, fontsize=7, loc="best")
+        ax.legend(frameon=False, fontsize=8, loc="best")
 
 
 def feature_sweep(df: pd.DataFrame, *, ax=None) -> Figure:
