@@ -623,3 +623,15 @@ def test_sim_small_if_available(request):
     assert model.history["loss"].iloc[-1] < model.history["loss"].iloc[0] - 1
     fos = foscttm(model.get_latent_representation(modality="rna"), model.get_latent_representation(modality="atac"))
     assert fos < 0.2, fos
+
+
+def test_csr_batch_patterns_equal_the_batch_own():
+    rng = np.random.default_rng(3)
+    X = sp.random(40, 30, density=0.2, format="csr", random_state=rng, dtype=np.float32)
+    idx = np.array([5, 1, 17, 33, 2, 39])
+    pre = csr_batch(X, idx, patterns=True)
+    own = csr_batch(X, idx)
+    assert "transpose" in pre._cache and "transpose" not in own._cache
+    assert torch.equal(pre.row_ids(), own.row_ids())
+    for a, b in zip(pre.transpose_pattern(), own.transpose_pattern(), strict=True):
+        assert torch.equal(a, b)

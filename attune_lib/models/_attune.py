@@ -309,7 +309,7 @@ class Attune(BaseModel):
             fingerprint={**self.init_params, "n_genes": len(self._var_names["rna"]),
                          "n_peaks": len(self._var_names["atac"]),
                          "features": names_digest([*self._var_names["rna"], "|", *self._var_names["atac"]]),
-                         "data": digest}, prefetch=0 if data is None else 2)
+                         "data": digest}, prefetch=2)
         try:
             trainer.fit()
         finally:

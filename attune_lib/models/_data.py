@@ -128,7 +128,7 @@ class CSRBatch:
         )
 
 
-def csr_batch(X: sp.csr_matrix, rows: np.ndarray | slice | None = None) -> CSRBatch:
+def csr_batch(X: sp.csr_matrix, rows: np.ndarray | slice | None = None, *, patterns: bool = False) -> CSRBatch:
     """Select ``rows`` of a CSR matrix as a :class:`CSRBatch` (all rows when ``rows`` is None).
 
     Parameters
@@ -137,6 +137,11 @@ def csr_batch(X: sp.csr_matrix, rows: np.ndarray | slice | None = None) -> CSRBa
         CSR matrix (cells x features).
     rows
         Row positions or a slice (None: all rows).
+    patterns
+        Also fill the batch's cache with the row of every stored value and the transposed pattern
+        (:meth:`CSRBatch.row_ids`, :meth:`CSRBatch.transpose_pattern`), computed with scipy's counting
+        sort (identical to the stable sort the batch would run). Training data sources set it, so the work
+        happens in the loader thread, overlapped with the previous step.
     """
     sub = X if rows is None else X[rows]
     if not sp.isspmatrix_csr(sub):  # pragma: no cover - scipy returns CSR for CSR row indexing
@@ -144,12 +149,22 @@ def csr_batch(X: sp.csr_matrix, rows: np.ndarray | slice | None = None) -> CSRBa
     if not sub.has_canonical_format:
         sub = sub.copy()
         sub.sum_duplicates()
-    return CSRBatch(
+    batch = CSRBatch(
         torch.from_numpy(sub.indptr.astype(np.int64, copy=False)),
         torch.from_numpy(sub.indices.astype(np.int64, copy=False)),
         torch.from_numpy(np.ascontiguousarray(sub.data, dtype=np.float32)),
         int(sub.shape[1]),
     )
+    if patterns:
+        n_rows, nnz = sub.shape[0], sub.nnz
+        rows_of = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(sub.indptr))
+        # CSR -> CSC keeps the rows of each column in increasing order: the stable sort of the columns
+        t = sp.csr_matrix((np.arange(nnz, dtype=np.int64), sub.indices, sub.indptr), shape=sub.shape).tocsc()
+        batch._cache["rows"] = torch.from_numpy(rows_of)
+        batch._cache["transpose"] = (torch.from_numpy(t.indptr.astype(np.int64, copy=False)),
+                                     torch.from_numpy(t.indices.astype(np.int64, copy=False)),
+                                     torch.from_numpy(t.data.astype(np.int64, copy=False)))
+    return batch
 
 
 def iter_index_batches(
@@ -235,4 +250,4 @@ class PairedCSRSource:
         self.n_obs = next(iter(n.values()))
 
     def get_batch(self, idx: np.ndarray) -> dict[str, CSRBatch]:
-        return {k: csr_batch(m, idx) for k, m in self.matrices.items()}
+        return {k: csr_batch(m, idx, patterns=True) for k, m in self.matrices.items()}

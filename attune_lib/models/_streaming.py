@@ -165,7 +165,7 @@ class OnDiskPairedSource:
         return np.asarray(read_elem(g[column]))
 
     def get_batch(self, idx: np.ndarray) -> dict:
-        return {m: csr_batch(x.rows(idx)) for m, x in self.matrices.items()}
+        return {m: csr_batch(x.rows(idx), patterns=True) for m, x in self.matrices.items()}
 
     def digest(self) -> str:
         """Cheap fingerprint of the data (shapes, row pointers, a sample of values) for checkpoint resume."""
