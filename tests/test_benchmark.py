@@ -319,3 +319,50 @@ def test_plots_return_figures(bench, sweeps, refmap):
         bpl.bio_vs_mixing(skipped)
     with pytest.raises(AttuneInputError, match="design"):
         bpl.contrast_ablation(pd.DataFrame({"status": ["ok"], "overall": [0.5]}))
+
+
+# ------------------------------------------------------------------------------------------------
+# summary scores on fixed anchors (comparable across figures) and GLUE's min-max (faithful mode)
+# ------------------------------------------------------------------------------------------------
+def _metric_rows(*rows):
+    cols = ("map", "asw", "nc", "sas", "asw_batch", "gc")
+    return pd.DataFrame([dict(zip(cols, r)) for r in rows])
+
+
+def test_fixed_anchor_scores_are_the_metrics_combined_with_glue_weights():
+    from attune_lib.tl import summary_scores
+
+    out = summary_scores(_metric_rows((0.6, 0.5, 0.2, 0.9, 0.8, 0.7)))
+    assert out["bio_conservation"].iloc[0] == pytest.approx((0.6 + 0.5 + 0.2) / 3)
+    assert out["omics_mixing"].iloc[0] == pytest.approx(0.8)
+    assert out["overall"].iloc[0] == pytest.approx(0.6 * 1.3 / 3 + 0.4 * 0.8)  # 0.58
+    assert out.attrs["score_scaling"] == "fixed"
+
+
+def test_a_baseline_scores_the_same_in_every_table_with_fixed_anchors():
+    from attune_lib.tl import summary_scores
+
+    baseline = (0.40, 0.52, 0.10, 0.55, 0.85, 0.60)
+    table_2b = _metric_rows(baseline, (0.70, 0.60, 0.25, 0.80, 0.90, 0.90), (0.20, 0.45, 0.05, 0.30, 0.70, 0.40))
+    table_2e = _metric_rows(baseline, (0.42, 0.53, 0.11, 0.56, 0.86, 0.62))
+    fixed = [summary_scores(t)["overall"].iloc[0] for t in (table_2b, table_2e)]
+    minmax = [summary_scores(t, score_scaling="minmax")["overall"].iloc[0] for t in (table_2b, table_2e)]
+    assert fixed[0] == pytest.approx(fixed[1])  # one baseline, one score
+    assert abs(minmax[0] - minmax[1]) > 0.3  # per-table min-max moves it (0.39 vs 0.0 here)
+    assert minmax[1] == pytest.approx(0.0)  # the worst row of its table scores 0 whatever its metrics
+
+
+def test_score_scaling_is_checked_and_recorded():
+    from attune_lib.tl._integration_benchmark import finish_table
+
+    rows = [{"status": "ok", "map": 0.5, "asw": 0.5, "nc": 0.5, "sas": 0.5, "asw_batch": 0.5, "gc": 0.5},
+            {"status": "skipped: x", "map": np.nan, "asw": np.nan, "nc": np.nan, "sas": np.nan,
+             "asw_batch": np.nan, "gc": np.nan}]
+    df = finish_table(rows)
+    assert df.attrs["score_scaling"] == "fixed" and df["overall"].iloc[0] == pytest.approx(0.5)
+    assert np.isnan(df["overall"].iloc[1])
+    assert finish_table(rows, score_scaling="minmax")["overall"].iloc[0] == pytest.approx(0.0)  # one ok row
+    with pytest.raises(AttuneInputError, match="score_scaling='zscore'"):
+        finish_table(rows, score_scaling="zscore")
+    with pytest.raises(AttuneInputError, match="score_scaling"):
+        B.run_integration_benchmark(None, score_scaling="zscore")

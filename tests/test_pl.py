@@ -291,7 +291,7 @@ def _child_ticklabels(ax) -> list[str]:
 
 
 def _check_bio_vs_mixing(fig, p, _):
-    assert_axes(p[0], xlabel="Omics mixing", ylabel="Biology conservation", n_points=6 + 3,
+    assert_axes(p[0], xlabel="omics mixing", ylabel="biology conservation", n_points=6 + 3,
                 legend=["Attune", "PCA/LSI", "GLUE"], title="biology conservation")
 
 
@@ -308,7 +308,7 @@ def _check_alignment(fig, p, _):
 
 
 def _check_feature_sweep(fig, p, _):
-    assert_axes(p[0], n_points=4 + 1, xlabel="Omics mixing",  # 4 (genes, peaks) means + 1 anchor star
+    assert_axes(p[0], n_points=4 + 1, xlabel="omics mixing",  # 4 (genes, peaks) means + 1 anchor star
                 legend=["500 genes", "1000 genes", "2000 peaks", "4000 peaks", "PCA/LSI"])
 
 
@@ -319,7 +319,7 @@ def _check_dimension_sweep(fig, p, _):
 
 
 def _check_contrast(fig, p, _):
-    for ax, met in zip(p, ("overall (higher", "foscttm (lower")):
+    for ax, met in zip(p, ("overall score (higher", "FOSCTTM (lower")):
         assert_axes(ax, n_bars=3, title=met, ticklabels=[CONTRAST_LABELS[d] for d in ("default", "intra", "cross")],
                     legend=["PCA/LSI"])
 
@@ -714,6 +714,56 @@ def test_wrong_number_of_axes_is_named(name, inputs):
 
 
 # ----------------------------------------------------------------------------------------------- details
+def _error_bars(ax):
+    """(low, high) of each vertical error bar drawn on ``ax``."""
+    from matplotlib.collections import LineCollection
+
+    out = []
+    for c in ax.collections:
+        if isinstance(c, LineCollection):
+            for seg in c.get_segments():
+                if len(seg) == 2 and seg[0][0] == seg[1][0]:
+                    out.append((min(seg[0][1], seg[1][1]), max(seg[0][1], seg[1][1])))
+    return out
+
+
+def test_seed_interval_stays_inside_the_score_range():
+    from scipy import stats
+
+    from attune_lib.pl._style import seed_interval
+
+    # a 0-1 score over 3 seeds with one bad seed: the t-interval leaves [0, 1], the bootstrap one does not
+    v = np.array([0.05, 0.90, 0.95])
+    half = stats.t.ppf(0.975, 2) * v.std(ddof=1) / np.sqrt(3)
+    assert v.mean() - half < 0 and v.mean() + half > 1  # what the old 95% t-interval drew
+    lo, hi = seed_interval(v)
+    assert 0.05 <= lo < v.mean() < hi <= 0.95
+    assert seed_interval(v) == (lo, hi)  # a fixed resampling seed: the same figure every run
+    assert seed_interval([0.4, 0.4, 0.4]) is None and seed_interval([0.4]) is None  # deterministic, one seed
+    tight = seed_interval([0.50, 0.51, 0.52, 0.49, 0.50])
+    assert 0.49 <= tight[0] < 0.504 < tight[1] <= 0.52
+
+
+def test_overall_bars_show_bootstrap_intervals_and_deterministic_baselines():
+    rows = [{"method": "attune", "label": "Attune", "seed": s, "status": "ok", "overall": v, "foscttm": 0.1 + v / 10}
+            for s, v in enumerate([0.05, 0.90, 0.95])]
+    rows += [{"method": "pca_lsi", "label": "PCA/LSI", "seed": s, "status": "ok", "overall": 0.32, "foscttm": 0.3}
+             for s in range(3)]
+    df = pd.DataFrame(rows)
+    df.attrs["score_scaling"] = "fixed"
+    fig = al.pl.overall_and_foscttm(df)
+    ax = fig.axes[0]
+    bars = _error_bars(ax)
+    assert len(bars) == 1  # only Attune varies over seeds
+    lo, hi = bars[0]
+    assert 0.05 <= lo and hi <= 0.95
+    c = axes_content(ax)
+    assert "deterministic" in c["texts"] and "fixed 0-1 anchors" in c["ylabel"]
+    assert "bootstrap" in c["title"]
+    df.attrs["score_scaling"] = "minmax"
+    assert "min-max within this table" in axes_content(al.pl.overall_and_foscttm(df).axes[0])["ylabel"]
+
+
 def test_overall_and_foscttm_without_foscttm_switches_the_panel_off():
     fig = al.pl.overall_and_foscttm(_bench().drop(columns="foscttm"))
     assert fig.axes[0].get_visible() and not fig.axes[1].axison

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ._style import finish, mean_ci_bars, method_palette, name_column, ok_rows, panel_axes, single_axes
+from ._style import finish, mean_ci_bars, method_palette, name_column, ok_rows, panel_axes, score_label, single_axes
 
 __all__ = ["alignment_uniformity", "bio_vs_mixing", "overall_and_foscttm"]
 
@@ -39,8 +39,8 @@ def bio_vs_mixing(df: pd.DataFrame, *, title: str | None = None, ax=None) -> Fig
         ax.scatter(sub["omics_mixing"], sub["bio_conservation"], s=18, alpha=0.5, color=pal[lab])
         ax.scatter(sub["omics_mixing"].mean(), sub["bio_conservation"].mean(), s=140, color=pal[lab],
                    edgecolor="black", linewidth=0.8, label=lab, zorder=3)
-    ax.set_xlabel("Omics mixing score")
-    ax.set_ylabel("Biology conservation score")
+    ax.set_xlabel(score_label(df, "omics_mixing"))
+    ax.set_ylabel(score_label(df, "bio_conservation"))
     ax.set_title(title or "Integration: biology conservation vs omics mixing", fontsize=10)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
     ax.grid(alpha=0.3)
@@ -49,6 +49,11 @@ def bio_vs_mixing(df: pd.DataFrame, *, title: str | None = None, ax=None) -> Fig
 
 def overall_and_foscttm(df: pd.DataFrame, *, ax=None) -> Figure:
     """Overall integration score and FOSCTTM per method, mean and 95% CI over seeds (Fig. 2B).
+
+    The interval is a bootstrap percentile interval of the seed mean (inside the range of the seeds'
+    values, so inside [0, 1] for a 0-1 score); a method whose seeds give identical values is marked
+    "deterministic" and has no error bar. The y label says how the overall score was scaled
+    (``df.attrs["score_scaling"]``, see :func:`attune_lib.tl.summary_scores`).
 
     Parameters
     ----------
@@ -69,7 +74,7 @@ def overall_and_foscttm(df: pd.DataFrame, *, ax=None) -> Figure:
     pal = method_palette(order)
     fig, axes, created = panel_axes(ax, 2, what="overall score, FOSCTTM", figsize=(9, 3.8))
     mean_ci_bars(axes[0], d, name, "overall", order, pal, title="Overall integration score (higher is better)",
-                 ylabel="overall score")
+                 ylabel=score_label(df, "overall"))
     f = d.dropna(subset=["foscttm"]) if "foscttm" in d else d.iloc[:0]
     if len(f):
         forder = [o for o in order if o in set(f[name])]

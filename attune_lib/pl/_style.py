@@ -475,24 +475,61 @@ def method_palette(labels) -> dict:
     return out
 
 
-def ci95(x) -> float:
-    """Half-width of the 95% t confidence interval of the mean (0 for fewer than two values).
+def seed_interval(x, *, level: float = 0.95, n_boot: int = 4000, seed: int = 0) -> tuple[float, float] | None:
+    """Bootstrap percentile interval of the mean over seeds; None when the values do not vary.
+
+    The seeds are resampled with replacement ``n_boot`` times and the ``(1 - level) / 2`` and
+    ``(1 + level) / 2`` quantiles of the resampled means are returned. A percentile interval lies between
+    the smallest and the largest value, so the interval of a score in [0, 1] stays in [0, 1] (a
+    t-interval on 3-5 seeds does not: it runs past both ends of the scale). With fewer than two values,
+    or values that are all equal (a deterministic method), there is no interval: None.
 
     Parameters
     ----------
     x
-        Values (missing values dropped).
+        Values, one per seed (missing values dropped).
+    level
+        Coverage of the interval.
+    n_boot
+        Bootstrap resamples.
+    seed
+        Seed of the resampling (fixed, so a figure is the same at every run).
     """
-    x = pd.Series(x).dropna()
-    if len(x) < 2:
-        return 0.0
-    from scipy import stats
+    v = pd.Series(x, dtype=float).dropna().to_numpy()
+    if len(v) < 2 or np.ptp(v) <= 1e-12 * max(1.0, float(np.abs(v).max())):
+        return None
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
-    return float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+
+def score_label(df: pd.DataFrame, column: str) -> str:
+    """Axis label of a summary score that says how it was scaled (``df.attrs["score_scaling"]``).
+
+    Parameters
+    ----------
+    df
+        Benchmark or sweep table (``attrs["score_scaling"]`` set by :func:`attune_lib.tl.summary_scores`).
+    column
+        Column plotted.
+    """
+    text = label(column)
+    if column in ("overall", "bio_conservation", "omics_mixing"):
+        scaling = getattr(df, "attrs", {}).get("score_scaling")
+        if scaling == "fixed":
+            text += " (fixed 0-1 anchors)"
+        elif scaling == "minmax":
+            text += " (min-max within this table)"
+    return text
 
 
 def mean_ci_bars(ax: Axes, df: pd.DataFrame, x: str, y: str, order, palette, *, title: str, ylabel: str) -> None:
-    """One bar per ``order`` value of ``df[x]``: mean of ``y`` with its 95% CI, and one dot per row.
+    """One bar per ``order`` value of ``df[x]``: mean of ``y`` over seeds, its 95% bootstrap CI, a dot per seed.
+
+    The interval is :func:`seed_interval` (a bootstrap percentile interval, inside the range of the
+    values). A group whose seeds all give the same value (a deterministic method) gets no error bar and
+    the word "deterministic" above its bar; a group with one value is marked "n=1".
 
     Parameters
     ----------
@@ -514,18 +551,26 @@ def mean_ci_bars(ax: Axes, df: pd.DataFrame, x: str, y: str, order, palette, *, 
         y-axis label.
     """
     g = df.groupby(x, observed=True)[y]
-    means = g.mean().reindex(order)
-    cis = g.apply(ci95).reindex(order)
+    means = g.mean().reindex(order).to_numpy(dtype=float)
     colors = [palette[o] for o in order]
-    ax.bar(range(len(order)), means.to_numpy(), yerr=cis.to_numpy(), color=colors, capsize=4,
-           edgecolor="black", linewidth=0.5)
+    ax.bar(range(len(order)), means, color=colors, edgecolor="black", linewidth=0.5)
+    top = float(np.nanmax(df[y].to_numpy(dtype=float))) if len(df) else 1.0
     for i, o in enumerate(order):
-        vals = df.loc[df[x] == o, y].to_numpy()
+        vals = df.loc[df[x] == o, y].dropna().to_numpy(dtype=float)
         jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
         ax.scatter(i + jitter, vals, s=10, color="black", zorder=3)
+        ci = seed_interval(vals)
+        if ci is not None:
+            ax.errorbar([i], [means[i]], yerr=[[means[i] - ci[0]], [ci[1] - means[i]]], color="black", capsize=4,
+                        lw=1.2, zorder=4)
+        else:
+            note = "n=1" if len(vals) < 2 else "deterministic"
+            ax.annotate(note, (i, max(means[i], vals.max() if len(vals) else means[i])), xytext=(0, 3),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=FONT, rotation=0)
+    ax.set_ylim(top=max(ax.get_ylim()[1], top * 1.12))
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels([str(o) for o in order], rotation=30, ha="right")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(f"{title}\nmean over seeds, 95% bootstrap CI", fontsize=10)
     ax.set_ylabel(ylabel)
 
 

@@ -101,8 +101,8 @@ def feature_sweep(df: pd.DataFrame, *, ax=None) -> Figure:
             h_anchor.append(Line2D([], [], marker="*", ls="", color=pal[lab], markersize=12, label=lab))
     ax.legend(handles=h_genes + h_peaks + h_anchor, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
               fontsize=8, labelspacing=1.2)
-    ax.set_xlabel("Omics mixing score")
-    ax.set_ylabel("Biology conservation score")
+    ax.set_xlabel(style.score_label(df, "omics_mixing"))
+    ax.set_ylabel(style.score_label(df, "bio_conservation"))
     ax.set_title("Attune: numbers of genes and peaks", fontsize=10)
     ax.grid(alpha=0.3)
     return style.finish(fig, created)
@@ -133,7 +133,8 @@ def dimension_sweep(df: pd.DataFrame, *, metric: str = "overall", ax=None) -> Fi
     order = [str(v) for v in sorted(d["n_latent"].astype(int).unique())]
     pal = dict(zip(order, sns.color_palette("crest", n_colors=len(order))))
     fig, ax, created = style.single_axes(ax, figsize=(4.6, 3.8))
-    style.mean_ci_bars(ax, d, "dim", metric, order, pal, title=f"Attune: embedding dimension ({metric})", ylabel=metric)
+    style.mean_ci_bars(ax, d, "dim", metric, order, pal, title=f"Attune: embedding dimension ({style.label(metric)})",
+                       ylabel=style.score_label(df, metric))
     _anchor_lines(ax, anchors, metric)
     ax.set_xlabel("embedding dimension")
     return style.finish(fig, created)
@@ -166,7 +167,8 @@ def contrast_ablation(df: pd.DataFrame, *, metrics: Sequence[str] = ("overall", 
     fig, axes, created = style.panel_axes(ax, len(metrics), what="one per metric", figsize=(3.8 * len(metrics), 3.8))
     for a, met in zip(axes, metrics):
         better = "lower" if met in ("foscttm", "alignment", "uniformity") else "higher"
-        style.mean_ci_bars(a, d, "design", met, order, pal, title=f"{met} ({better} is better)", ylabel=met)
+        style.mean_ci_bars(a, d, "design", met, order, pal, title=f"{style.label(met)} ({better} is better)",
+                           ylabel=style.score_label(df, met))
         _anchor_lines(a, anchors, met)
         a.set_xticklabels([style.CONTRAST_LABELS.get(o, o) for o in order], rotation=0, fontsize=8)
     return style.finish(fig, created)

@@ -11,7 +11,7 @@ the regulation shift of one gene (``_regulation_shift``, ``_motifs``); modality 
 from .._genomics import gene_peak_pairs
 from ._dpag import differential_genes, dpag_de_overlap, enrichment, find_dpags, simulated_gene_sets
 from ._embedding import embed_umap, qc_metrics
-from ._integration_benchmark import metric_winners, run_integration_benchmark
+from ._integration_benchmark import SCORE_SCALINGS, metric_winners, run_integration_benchmark, summary_scores
 from ._integration_methods import MethodUnavailable, list_methods, register_method
 from ._link_scores import (
     add_link_scores, attention_cutoffs, elbow_point, glue_feature_embeddings, label_links, link_baselines,

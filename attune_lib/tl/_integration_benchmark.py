@@ -3,8 +3,9 @@
 The harness runs every registered method (:mod:`attune_lib.tl._integration_methods`) on the same paired
 MuData for several seeds, scores each run with GLUE's integration metrics
 (:func:`attune_lib.metrics.integration_metrics_from_embeddings`), adds trust columns and the summary scores
-(:func:`attune_lib.metrics.summarize_scores`, min-max over all rows of the table). A method that cannot
-run here gets a ``"skipped: <reason>"`` row.
+(:func:`summary_scores`: by default on fixed anchors, each metric on its own 0-1 range, so a run scores
+the same in every table; ``score_scaling="minmax"`` gives GLUE's min-max over the rows of the table). A
+method that cannot run here gets a ``"skipped: <reason>"`` row.
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ __all__ = [
     "warn_flags",
     "run_integration_benchmark",
     "metric_winners",
+    "summary_scores",
+    "SCORE_SCALINGS",
 ]
+
+#: how :func:`summary_scores` scales the metrics: on fixed anchors or min-max over the table (GLUE, paper)
+SCORE_SCALINGS = ("fixed", "minmax")
+
+#: fixed anchors (worst, best) of each summary metric: the metric's own range, so no table is needed
+SCORE_ANCHORS = {"map": (0.0, 1.0), "asw": (0.0, 1.0), "nc": (0.0, 1.0), "sas": (0.0, 1.0),
+                 "asw_batch": (0.0, 1.0), "gc": (0.0, 1.0)}
 
 
 #: per-run metric columns of the results table (GLUE names, see :mod:`attune_lib.metrics`)
@@ -208,13 +218,87 @@ def run_method(m, name: str, seed: int, *, n_latent, max_epochs, progress_bar: b
     return row
 
 
-def finish_table(rows: list[dict]) -> pd.DataFrame:
-    from ..metrics import summarize_scores
+def check_scaling(score_scaling: str) -> str:
+    """``score_scaling`` when it is one of :data:`SCORE_SCALINGS`; a named error otherwise.
 
+    Parameters
+    ----------
+    score_scaling
+        ``"fixed"`` or ``"minmax"``.
+    """
+    if score_scaling not in SCORE_SCALINGS:
+        raise AttuneInputError(f"score_scaling={score_scaling!r}: use one of {list(SCORE_SCALINGS)}")
+    return score_scaling
+
+
+def summary_scores(df: pd.DataFrame, *, score_scaling: str = "fixed") -> pd.DataFrame:
+    """Biology conservation, omics mixing and overall score of each row of a results table.
+
+    ``bio_conservation`` is the mean of the scaled MAP, cell-type ASW and NC; ``omics_mixing`` the mean of the
+    scaled SAS, omics-layer ASW and GC; ``overall = 0.6 * bio + 0.4 * mixing`` (GLUE's weights). The
+    scaling:
+
+    * ``"fixed"`` (default): each metric on fixed anchors, its own range (:data:`SCORE_ANCHORS`: all six
+      lie in [0, 1], so the scaled value is the metric itself, as in scIB's raw-score summaries). A run
+      gets the same score in every table, and scores of different figures can be compared.
+    * ``"minmax"``: GLUE's and the paper's scaling, ``(x - min) / (max - min)`` over the rows of ``df``
+      (:func:`attune_lib.metrics.summarize_scores`). A run's score depends on the other rows, so the same
+      baseline scores differently in tables with other methods or settings.
+
+    Parameters
+    ----------
+    df
+        Table with the columns ``map``, ``asw``, ``nc``, ``sas``, ``asw_batch``, ``gc``.
+    score_scaling
+        ``"fixed"`` or ``"minmax"``.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``df`` with ``bio_conservation``, ``omics_mixing`` and ``overall``;
+        ``attrs["score_scaling"]`` says which scaling was used.
+    """
+    from ..metrics import summarize_scores
+    from ..metrics._integration import BIO_METRICS, MIXING_METRICS
+
+    check_scaling(score_scaling)
+    if score_scaling == "minmax":
+        out = summarize_scores(df)
+    else:
+        if not isinstance(df, pd.DataFrame):
+            raise AttuneInputError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+        missing = [c for c in (*BIO_METRICS, *MIXING_METRICS) if c not in df.columns]
+        if missing:
+            raise AttuneInputError(f"df is missing metric column(s) {missing}")
+        out = df.copy()
+        scaled = {}
+        for c in (*BIO_METRICS, *MIXING_METRICS):
+            lo, hi = SCORE_ANCHORS[c]
+            col = pd.to_numeric(out[c], errors="raise").astype(float)
+            scaled[c] = ((col - lo) / (hi - lo)).clip(0.0, 1.0)
+        scaled = pd.DataFrame(scaled, index=out.index)
+        out["bio_conservation"] = scaled[list(BIO_METRICS)].mean(axis=1)
+        out["omics_mixing"] = scaled[list(MIXING_METRICS)].mean(axis=1)
+        out["overall"] = 0.6 * out["bio_conservation"] + 0.4 * out["omics_mixing"]
+    out.attrs["score_scaling"] = score_scaling
+    return out
+
+
+def finish_table(rows: list[dict], *, score_scaling: str = "fixed") -> pd.DataFrame:
+    """The results table of ``rows`` with the summary scores of its ``ok`` rows (:func:`summary_scores`).
+
+    Parameters
+    ----------
+    rows
+        One dict per run.
+    score_scaling
+        ``"fixed"`` or ``"minmax"``.
+    """
     df = pd.DataFrame(rows)
+    df.attrs["score_scaling"] = check_scaling(score_scaling)
     ok = df["status"].str.startswith("ok")
     if ok.any():
-        scored = summarize_scores(df.loc[ok])
+        scored = summary_scores(df.loc[ok], score_scaling=score_scaling)
         for c in SUMMARY_COLUMNS:
             df[c] = np.nan
             df.loc[ok, c] = scored[c]
@@ -239,6 +323,7 @@ def run_integration_benchmark(
     return_embeddings: bool = False,
     progress_bar: bool = True,
     metric_kwargs: Mapping[str, Any] | None = None,
+    score_scaling: str = "fixed",
 ):
     """Run and score integration methods on a paired RNA + ATAC MuData (paper Fig. 2A-C).
 
@@ -275,6 +360,10 @@ def run_integration_benchmark(
         A progress bar over the runs (the methods' own bars stay off).
     metric_kwargs
         Passed to :func:`attune_lib.metrics.integration_metrics_from_embeddings`.
+    score_scaling
+        ``"fixed"`` (default: each metric on its own 0-1 range, so a method scores the same here as in
+        any sweep table) or ``"minmax"`` (GLUE's and the paper's min-max over this table's ``ok`` rows);
+        see :func:`summary_scores`.
 
     Returns
     -------
@@ -287,12 +376,14 @@ def run_integration_benchmark(
         ``label_signal`` and ``flag`` (plain sentences, empty when nothing is wrong; each flag is
         also issued as a :class:`~attune_lib.metrics.TrustWarning`; see
         :func:`attune_lib.metrics.integration_trust`), and ``bio_conservation``, ``omics_mixing``,
-        ``overall`` (min-max over the ``ok`` rows). ``df.attrs["data_flags"]`` lists flags about the
+        ``overall`` (``score_scaling``; ``df.attrs["score_scaling"]`` records it).
+        ``df.attrs["data_flags"]`` lists flags about the
         data (a modality whose own reference keeps no label structure). With ``return_embeddings``:
         ``(df, embeddings)``.
     """
     methods = _check_methods(methods)
     seeds = check_seeds(seeds)
+    check_scaling(score_scaling)
     if on_error not in ("raise", "record"):
         raise AttuneInputError(f"on_error must be 'raise' or 'record', got {on_error!r}")
     method_options = dict(method_options or {})
@@ -328,7 +419,7 @@ def run_integration_benchmark(
             skipped[name] = row["status"]
         rows.append(row)
     data_flags = sorted({f for r in rows for f in r.pop("_data_flags", [])})
-    df = finish_table(rows)
+    df = finish_table(rows, score_scaling=score_scaling)
     df.attrs["data_flags"] = data_flags
     warn_flags(df, what="integration benchmark")
     return (df, keep) if return_embeddings else df

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from .._utils import AttuneInputError, progress
-from ._integration_benchmark import check_seeds, finish_table, run_method
+from ._integration_benchmark import check_scaling, check_seeds, finish_table, run_method
 from ._integration_methods import METHOD_REGISTRY, benchmark_cell_types, prepare_benchmark_data, raw_copy
 
 logger = logging.getLogger("attune_lib")
@@ -38,11 +38,12 @@ def _check_anchors(anchors: Sequence[str]) -> list[str]:
 
 def _sweep(m, configs: list[dict], seeds: list[int], *, cell_type_key, rna_ref, atac_ref, max_epochs,
            progress_bar, desc, n_latent: int = 128, base_opts: dict | None = None, data_for=None,
-           anchors: Sequence[str] = (), anchor_data=None) -> pd.DataFrame:
+           anchors: Sequence[str] = (), anchor_data=None, score_scaling: str = "fixed") -> pd.DataFrame:
     """Train Attune for every config x seed (a config may set ``n_latent`` and ``design``), run the
-    ``anchors`` baselines once on ``anchor_data`` (default ``m``), score everything and min-max the
-    summary scores over the whole table."""
+    ``anchors`` baselines once on ``anchor_data`` (default ``m``), score everything and add the summary
+    scores (``score_scaling``, see :func:`summary_scores`)."""
     anchors = _check_anchors(anchors)
+    check_scaling(score_scaling)
     rows = []
     runs = [(cfg, s) for cfg in configs for s in seeds]
     bar = progress(runs, enabled=progress_bar, desc=desc, unit="run")
@@ -82,7 +83,7 @@ def _sweep(m, configs: list[dict], seeds: list[int], *, cell_type_key, rna_ref, 
             row["n_genes"] = int(adata.mod["rna"].n_vars)
             row["n_peaks"] = int(adata.mod["atac"].n_vars)
         rows.append(row)
-    return finish_table(rows)
+    return finish_table(rows, score_scaling=score_scaling)
 
 
 def sweep_features(
@@ -97,6 +98,7 @@ def sweep_features(
     min_fraction: float = 0.05,
     anchors: Sequence[str] = ("pca_lsi", "cca"),
     progress_bar: bool = True,
+    score_scaling: str = "fixed",
     attune_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Attune's integration under different numbers of HVGs and peaks (paper Fig. 2D).
@@ -127,6 +129,10 @@ def sweep_features(
         the PCA/LSI+CCA baselines). Their rows have ``method`` != ``"attune"``; ``()`` for none.
     progress_bar
         Progress over runs.
+    score_scaling
+        How the summary scores are scaled: ``"fixed"`` (each metric on its own 0-1 range, so a run scores
+        the same in every table) or ``"minmax"`` (GLUE's and the paper's min-max over this table's rows);
+        see :func:`attune_lib.tl.summary_scores`.
 
     Returns
     -------
@@ -157,7 +163,8 @@ def sweep_features(
         return d
 
     configs = [{"n_genes_requested": g, "n_peaks_requested": p} for g in n_genes for p in n_peaks]
-    return _sweep(raw, configs, seeds, cell_type_key=cell_type_key, rna_ref=rna_ref, atac_ref=atac_ref,
+    return _sweep(raw, configs, seeds, score_scaling=score_scaling,
+                  cell_type_key=cell_type_key, rna_ref=rna_ref, atac_ref=atac_ref,
                   max_epochs=max_epochs, progress_bar=progress_bar, desc="features", n_latent=int(n_latent),
                   base_opts=dict(attune_options or {}), data_for=data_for, anchors=anchors, anchor_data=ref)
 
@@ -171,6 +178,7 @@ def sweep_dimension(
     max_epochs: int = 20,
     anchors: Sequence[str] = ("pca_lsi", "cca"),
     progress_bar: bool = True,
+    score_scaling: str = "fixed",
     attune_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Attune's integration for different embedding dimensions (paper Fig. 2E).
@@ -193,6 +201,10 @@ def sweep_dimension(
         the PCA/LSI+CCA baselines). Their rows have ``method`` != ``"attune"``; ``()`` for none.
     progress_bar
         Progress over runs.
+    score_scaling
+        How the summary scores are scaled: ``"fixed"`` (each metric on its own 0-1 range, so a run scores
+        the same in every table) or ``"minmax"`` (GLUE's and the paper's min-max over this table's rows);
+        see :func:`attune_lib.tl.summary_scores`.
 
     Returns
     -------
@@ -207,7 +219,8 @@ def sweep_dimension(
         raise AttuneInputError(f"dims must be integers >= 2, got {dims}")
     m = prepare_benchmark_data(mdata, cell_type_key=cell_type_key, n_top_genes=2000, min_fraction=0.05)
     configs = [{"n_latent": d} for d in dims]
-    return _sweep(m, configs, seeds, cell_type_key=cell_type_key, rna_ref=m.mod["rna"].obsm["X_pca"],
+    return _sweep(m, configs, seeds, score_scaling=score_scaling,
+                  cell_type_key=cell_type_key, rna_ref=m.mod["rna"].obsm["X_pca"],
                   atac_ref=m.mod["atac"].obsm["X_lsi"], max_epochs=max_epochs, progress_bar=progress_bar,
                   desc="dimension", base_opts=dict(attune_options or {}), anchors=anchors)
 
@@ -222,6 +235,7 @@ def sweep_contrast(
     n_latent: int = 128,
     anchors: Sequence[str] = ("pca_lsi", "cca"),
     progress_bar: bool = True,
+    score_scaling: str = "fixed",
     attune_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Ablation of Attune's contrast design on integration (paper Supp. Table S7, Fig. 2H designs).
@@ -248,6 +262,10 @@ def sweep_contrast(
         the PCA/LSI+CCA baselines). Their rows have ``method`` != ``"attune"``; ``()`` for none.
     progress_bar
         Progress over runs.
+    score_scaling
+        How the summary scores are scaled: ``"fixed"`` (each metric on its own 0-1 range, so a run scores
+        the same in every table) or ``"minmax"`` (GLUE's and the paper's min-max over this table's rows);
+        see :func:`attune_lib.tl.summary_scores`.
 
     Returns
     -------
@@ -263,6 +281,7 @@ def sweep_contrast(
         raise AttuneInputError(f"designs must be a non-empty subset of {allowed}, got {designs}")
     m = prepare_benchmark_data(mdata, cell_type_key=cell_type_key, n_top_genes=2000, min_fraction=0.05)
     configs = [{"design": d} for d in designs]
-    return _sweep(m, configs, seeds, cell_type_key=cell_type_key, rna_ref=m.mod["rna"].obsm["X_pca"],
+    return _sweep(m, configs, seeds, score_scaling=score_scaling,
+                  cell_type_key=cell_type_key, rna_ref=m.mod["rna"].obsm["X_pca"],
                   atac_ref=m.mod["atac"].obsm["X_lsi"], max_epochs=max_epochs, progress_bar=progress_bar,
                   desc="contrast", n_latent=int(n_latent), base_opts=dict(attune_options or {}), anchors=anchors)
