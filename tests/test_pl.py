@@ -764,6 +764,20 @@ def test_overall_bars_show_bootstrap_intervals_and_deterministic_baselines():
     assert "min-max within this table" in axes_content(al.pl.overall_and_foscttm(df).axes[0])["ylabel"]
 
 
+def test_cluster_cores_of_many_peaks_stays_readable():
+    # 112 core peaks (the full-size 4C): a bounded figure that names the clusters, not each peak
+    rng = np.random.default_rng(0)
+    peaks = [f"chr1:{i * 1000}-{i * 1000 + 500}" for i in range(112)]
+    prof = pd.DataFrame(rng.normal(size=(112, 10)), index=peaks, columns=pd.Index([f"t{i}" for i in range(1, 11)],
+                                                                                  name="pt_group"))
+    cl = pd.DataFrame({"cluster": pd.Categorical(np.repeat(["1", "2", "3", "4"], 28)), "core": True}, index=peaks)
+    fig = al.pl.cluster_cores({"profiles": prof, "clusters": cl})
+    assert fig.get_size_inches()[1] <= 7.0
+    c = assert_shows(fig, n_colorbars=1, texts=["standardised accessibility", "cluster 1 (28)", "112 alpha-core peaks"])
+    assert not any(t.startswith("chr1:") for t in c["texts"])
+    assert_style(fig)
+
+
 def test_overall_and_foscttm_without_foscttm_switches_the_panel_off():
     fig = al.pl.overall_and_foscttm(_bench().drop(columns="foscttm"))
     assert fig.axes[0].get_visible() and not fig.axes[1].axison
