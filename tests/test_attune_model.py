@@ -635,3 +635,16 @@ def test_csr_batch_patterns_equal_the_batch_own():
     assert torch.equal(pre.row_ids(), own.row_ids())
     for a, b in zip(pre.transpose_pattern(), own.transpose_pattern(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_keep_freed_memory_opt_out(monkeypatch):
+    import sys
+
+    from attune_lib.models import _training
+
+    monkeypatch.setattr(_training, "_MALLOC_TUNED", False)
+    monkeypatch.setenv("ATTUNE_KEEP_FREED_MEMORY", "0")
+    assert _training.keep_freed_memory() is False
+    monkeypatch.delenv("ATTUNE_KEEP_FREED_MEMORY")
+    if sys.platform.startswith("linux"):  # glibc's mallopt accepts both settings
+        assert _training.keep_freed_memory() is True
