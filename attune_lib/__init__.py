@@ -2,7 +2,8 @@
 
 Namespaces follow scanpy: ``datasets`` (manifests, readers, the simulator), ``pp`` (preprocessing),
 ``tl`` (analysis tools), ``pl`` (plots returning Figures), ``metrics`` and ``models``
-(``Attune``, ``ScMVP``).
+(``Attune``, ``ScMVP``); ``recipes`` (the ``ci`` / ``standard`` / ``paper`` training settings of the
+figure notebooks) and ``cache`` (finished work on disk).
 
 >>> import attune_lib as al
 >>> mdata = al.datasets.simulate_multiome(preset="pbmc", size="small", seed=0)
@@ -12,15 +13,19 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os as _os
+import sys as _sys
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("datasets", "pp", "tl", "pl", "metrics", "models", "teach")
+_SUBMODULES = ("datasets", "pp", "tl", "pl", "metrics", "models", "teach", "recipes", "cache")
 __all__ = [*_SUBMODULES, "__version__"]
 
 logger = logging.getLogger("attune_lib")
 if not logger.handlers:
-    _handler = logging.StreamHandler()
+    # under the notebook runner (ATTUNE_PROGRESS=terminal) library logs go to the runner's terminal,
+    # not into the notebook's outputs
+    _handler = logging.StreamHandler(_sys.__stderr__ if _os.environ.get("ATTUNE_PROGRESS") == "terminal" else None)
     _handler.setFormatter(logging.Formatter("attune_lib: %(message)s"))
     logger.addHandler(_handler)
     logger.setLevel(logging.INFO)

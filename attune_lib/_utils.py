@@ -158,10 +158,22 @@ def resolve_device(device: Any = "auto"):
 
 
 def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs):
-    """A tqdm progress bar that is silent when ``enabled`` is False or ATTUNE_NO_PROGRESS is set."""
+    """A tqdm progress bar that is silent when ``enabled`` is False or ATTUNE_NO_PROGRESS is set.
+
+    With ``ATTUNE_PROGRESS=terminal`` (set by the notebook runner) the bar is drawn on the process's
+    own stderr (the runner's terminal) instead of in the notebook's outputs.
+    """
+    disable = (not enabled) or bool(os.environ.get("ATTUNE_NO_PROGRESS"))
+    if os.environ.get("ATTUNE_PROGRESS") == "terminal":
+        import sys
+
+        from tqdm.std import tqdm as plain_tqdm
+
+        kwargs.setdefault("file", sys.__stderr__)
+        kwargs.setdefault("mininterval", 1.0)
+        return plain_tqdm(iterable, disable=disable, **kwargs)
     from tqdm.auto import tqdm
 
-    disable = (not enabled) or bool(os.environ.get("ATTUNE_NO_PROGRESS"))
     return tqdm(iterable, disable=disable, **kwargs)
 
 

@@ -13,12 +13,25 @@ app = typer.Typer(help="attune-companion: datasets and figure notebooks.", no_ar
 
 @app.command("datasets")
 def datasets_cmd() -> None:
-    """List the datasets in data_manifests/ and whether each is in the cache."""
+    """List the datasets `run --dataset` accepts (and the notebooks that take each), then the supporting files."""
+    from ._runner import list_notebooks, notebook_datasets
     from .datasets import cache_dir, list_datasets
 
     df = list_datasets()
+    takers: dict[str, list[str]] = {}
+    for nb in list_notebooks():
+        for name in notebook_datasets(nb):
+            takers.setdefault(name, []).append(nb.stem.split("_")[0])
     typer.echo(f"cache: {cache_dir()}")
-    typer.echo(df.to_string(index=False))
+    typer.echo("\nDatasets for `run --dataset NAME` (or give the path of your own data):")
+    cols = ["name", "title", "organism", "genome", "cached"]
+    runnable = df[df["name"].isin(list(takers))][cols].copy()
+    runnable["notebooks"] = [" ".join(takers[n]) for n in runnable["name"]]
+    typer.echo(runnable.to_string(index=False))
+    other = df[~df["name"].isin(list(takers))][cols]
+    if len(other):
+        typer.echo("\nSupporting files the notebooks read themselves (fetch them; not a --dataset value):")
+        typer.echo(other.to_string(index=False))
 
 
 @app.command("fetch")
@@ -62,19 +75,30 @@ def _run_epilog() -> str:
 
 @app.command("run", epilog=_run_epilog())
 def run_cmd(
-    notebook: Annotated[str, typer.Argument(help="'all', or a notebook stem or unique prefix")] = "all",
+    notebook: Annotated[str, typer.Argument(help="'all', or a notebook stem or id (00, 02a, 03b, S9, ...)")] = "all",
     dataset: Annotated[str, typer.Option(help="dataset parameter passed to the notebooks")] = "simulated",
-    small: Annotated[bool, typer.Option("--small/--full", help="small CI-sized settings")] = False,
+    tier: Annotated[str | None, typer.Option(
+        help="recipe tier: ci (test-suite smoke run), standard (converged models, `make figures`) or paper "
+             "(the paper's settings); default standard")] = None,
+    small: Annotated[bool | None, typer.Option(
+        "--small/--full", help="deprecated: --small is --tier ci, --full is --tier paper")] = None,
     seed: Annotated[int, typer.Option(help="random seed passed to the notebooks")] = 0,
-    output: Annotated[Path, typer.Option(help="folder for executed notebooks")] = Path("results"),
+    output: Annotated[Path, typer.Option(
+        help="folder for executed notebooks, runtimes and the cache")] = Path("results"),
     figures: Annotated[Path, typer.Option(help="folder the figures are written to")] = Path("figures"),
+    force: Annotated[bool, typer.Option("--force", help="recompute cached models and tables")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="skip notebooks whose last run finished with the same settings and code")] = False,
     param: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="extra notebook parameter NAME=VALUE (repeatable), e.g. -p data_path=/my/10x/folder "
                               "-p genome=hg19")] = None,
 ) -> None:
-    """Execute figure notebooks with papermill."""
+    """Execute figure notebooks with papermill (progress, cell by cell, on stderr)."""
+    import warnings
+
     from ._runner import run_notebooks
     from ._utils import AttuneInputError
+    from .recipes import resolve_tier
 
     names = None if notebook == "all" else [notebook]
     extra = {}
@@ -85,14 +109,20 @@ def run_cmd(
             raise typer.Exit(2)
         extra[key.strip()] = value
     try:
+        if small is not None:
+            typer.echo(f"warning: {'--small' if small else '--full'} is deprecated; use "
+                       f"--tier {'ci' if small else 'paper'}", err=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            tier = resolve_tier(tier, small=small)
         results = run_notebooks(names, output_dir=output, figures_dir=figures, dataset=dataset,
-                                small=small, seed=seed, parameters=extra or None)
+                                tier=tier, seed=seed, parameters=extra or None, force=force, resume=resume)
     except AttuneInputError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     failed = [r for r in results if not r.ok]
     for r in results:
-        status = "ok" if r.ok else f"FAILED ({r.error})"
+        status = "skipped (finished before)" if r.skipped else ("ok" if r.ok else f"FAILED ({r.error})")
         typer.echo(f"{r.notebook:32s} {r.seconds:8.1f} s  {status}  -> {r.output}")
     if failed:
         raise typer.Exit(1)

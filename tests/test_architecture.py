@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1] / PKG
 
 #: layer of each top-level part of the package (higher = closer to the user)
 LAYERS = {
-    "_utils": 0, "_genomics": 0, "_access": 0,
+    "_utils": 0, "_genomics": 0, "_access": 0, "recipes": 0, "cache": 0,
     "datasets": 1, "metrics": 1, "pp": 1,
     "models": 2,
     "tl": 3,

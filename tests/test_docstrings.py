@@ -15,7 +15,8 @@ import pytest
 numpydoc = pytest.importorskip("numpydoc.docscrape")
 
 NAMESPACES = ["attune_lib", "attune_lib.datasets", "attune_lib.pp", "attune_lib.tl", "attune_lib.pl",
-              "attune_lib.metrics", "attune_lib.models", "attune_lib.teach"]
+              "attune_lib.metrics", "attune_lib.models", "attune_lib.teach",
+              "attune_lib.recipes", "attune_lib.cache"]
 
 
 def _public():
