@@ -9,7 +9,7 @@ SHARED_DATA ?= $(abspath ../shared/data)
 RESULTS ?= results
 JOBS   ?= 2
 
-.PHONY: all venv test test-fast figures figures-small bench clean lint book
+.PHONY: all venv test test-fast figures figures-small figures-paper bench clean lint book
 
 all: test
 
@@ -38,13 +38,21 @@ test-fast: $(STAMP)
 		$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # Regenerate every figure on the embedded simulator (no network), executed copies in $(RESULTS)/.
+# Tiers (attune_lib/recipes.py): figures = standard (converged models), figures-small = ci (the test
+# suite's smoke run, figures marked as such), figures-paper = the paper's settings (resumable: finished
+# notebooks and cached models are skipped; FORCE=1 recomputes).
+FORCE_FLAG := $(if $(FORCE),--force,)
 figures: $(STAMP)
 	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} OMP_WAIT_POLICY=PASSIVE MPLBACKEND=Agg \
-		$(VENV)/bin/attune-companion run all --output $(RESULTS) --figures figures
+		$(VENV)/bin/attune-companion run all --tier standard --resume $(FORCE_FLAG) --output $(RESULTS) --figures figures
 
 figures-small: $(STAMP)
 	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} OMP_WAIT_POLICY=PASSIVE MPLBACKEND=Agg \
-		$(VENV)/bin/attune-companion run all --small --output $(RESULTS) --figures figures
+		$(VENV)/bin/attune-companion run all --tier ci $(FORCE_FLAG) --output $(RESULTS)/ci --figures $(RESULTS)/ci/figures
+
+figures-paper: $(STAMP)
+	ATTUNE_DATA_DIR=$${ATTUNE_DATA_DIR:-$(SHARED_DATA)} OMP_WAIT_POLICY=PASSIVE MPLBACKEND=Agg \
+		$(VENV)/bin/attune-companion run all --tier paper --resume $(FORCE_FLAG) --output $(RESULTS)/paper --figures $(RESULTS)/paper/figures
 
 # The course edition: a static site in book/ from the executed notebooks in $(RESULTS)/ (fresh ones are
 # reused, the others run at BOOK_TIER: standard, or ci for the fast small settings); BOOK_ARGS=--solutions
