@@ -469,7 +469,10 @@ def run_notebook(
     t0 = time.perf_counter()
     ok, err = True, None
     env = {"MPLBACKEND": INLINE_BACKEND, "ATTUNE_PROGRESS": "terminal",
-           "ATTUNE_CACHE_FORCE": "1" if force else None, "PYTHONWARNINGS": None}
+           "ATTUNE_CACHE_FORCE": "1" if force else None,
+           # tqdm.auto's note that widgets are missing (bars go to the terminal here) and mudata's notice
+           # of a future default are not for the reader of the notebook
+           "PYTHONWARNINGS": "ignore:IProgress not found,ignore:From 0.4 .update():FutureWarning"}
     try:
         with _kernel_env(**env):
             pm.execute_notebook(

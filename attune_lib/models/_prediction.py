@@ -314,7 +314,7 @@ class RNAPredictor(BaseModel):
             raise AttuneInputError("pass mdata, or both peak_names and gene_names")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            enc = StudentEncoder(len(peak_names), n_hidden=n_hidden, n_latent=n_latent, dropout=dropout_rate)
+            enc = StudentEncoder(len(peak_names), n_hidden=n_hidden, n_latent=n_latent, dropout_rate=dropout_rate)
         setup = {"rna_key": rna_mod, "atac_key": atac_mod, "rna_layer": rna_layer, "atac_layer": atac_layer}
         return cls(enc, peak_names, gene_names, n_head=n_head, seed=seed, setup=setup, origin="mlp_denovo")
 
