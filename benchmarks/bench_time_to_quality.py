@@ -96,6 +96,7 @@ def run_multivi(mdata, labels, seed) -> dict:
             model = holder["model"]
             was = model.is_trained_
             model.is_trained_ = True
+            pl_module.module.eval()  # the final embedding is computed in eval mode: the curve must be too
             zr = model.get_latent_representation(modality="expression")
             za = model.get_latent_representation(modality="accessibility")
             model.is_trained_ = was
