@@ -456,7 +456,7 @@ def _check_soft(fig, p, inputs):
 def _check_cores(fig, p, inputs):
     n_core = int(inputs["soft"]["clusters"]["core"].sum())
     assert_axes(p[0], image_shape=(n_core, 5), ylabel="alpha-core peaks")
-    names = _child_ticklabels(p[0])
+    names = axes_content(p[0])["texts"]
     assert any(t.startswith("cluster 1 (") for t in names) and any(t.startswith("cluster 2 (") for t in names)
     assert_shows(fig, n_colorbars=1, texts=["standardised accessibility"])
 

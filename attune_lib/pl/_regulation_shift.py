@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
 
 from .._utils import AttuneInputError, get_modality, renamed_kwargs
 from ._style import FONT, cluster_name, finish, genomic_axis, label, natural_key, panel_axes, single_axes
@@ -154,10 +155,9 @@ def cluster_cores(result: Mapping, *, clusters: Sequence[str] | None = None, max
     if named:
         ax.set_yticks(np.arange(len(rows)) + 0.5)
         ax.set_yticklabels(rows, fontsize=FONT)
-        twin = ax.secondary_yaxis("right")
-        twin.set_yticks(centres)
-        twin.set_yticklabels(names, fontsize=FONT)
-        twin.tick_params(length=0)
+        to_label = blended_transform_factory(ax.transAxes, ax.transData)
+        for y, name in zip(centres, names):
+            ax.text(1.02, y, name, transform=to_label, va="center", ha="left", fontsize=FONT)
         ax.set_ylabel("alpha-core peaks")
     else:
         ax.set_yticks(centres)
