@@ -130,7 +130,11 @@ def _attach_saved_figures(nb) -> int:
         start, end = _when(pm.get("start_time")), _when(pm.get("end_time"))
         if start is None or end is None:
             continue
-        for _, p in sorted(x for x in pngs if start - 1 <= x[0] <= end + 1):
+        found = [p for t, p in sorted(pngs) if start - 1 <= t <= end + 1]
+        if not found:  # files rewritten after the run (e.g. stamped): match the names the cell saves to
+            prefixes = [m.split("{")[0] for m in re.findall(r"savefig\(\s*fig\s*,\s*f?[\"']([^\"']+)", cell.source)]
+            found = sorted(p for _, p in pngs if any(pre and p.stem.startswith(pre) for pre in prefixes))
+        for p in found:
             data = base64.b64encode(p.read_bytes()).decode()
             cell.outputs.append(nbformat.v4.new_output("display_data", data={"image/png": data,
                                                                              "text/plain": f"<{p.name}>"}))
