@@ -27,6 +27,7 @@ from attune_lib.pl._prediction import (
     prediction_table,
     prediction_violins,
 )
+from attune_lib.pl._style import label
 from attune_lib.tl._prediction import (
     LSITransform,
     evaluate_prediction,
@@ -389,7 +390,7 @@ def test_plots_return_figures(bench):
     assert_shows(figs[0], min_points=1)
     for fig in figs[1:3]:
         c = content(fig)
-        assert any(m in c["text"] for m in methods), c["text"][:300]
+        assert any(label(m) in c["text"] for m in methods), c["text"][:300]  # methods by their display names
     for fig in figs[3:]:
         assert_shows(fig, texts=["default", "intra"])
     for fig in figs:
