@@ -707,7 +707,7 @@ def compute_integration_metrics(mdata, **kwargs: Any) -> dict[str, float]:
     return integration_metrics(mdata, **kwargs)
 
 
-def summarize_scores(df: pd.DataFrame) -> pd.DataFrame:
+def summarize_scores(df: pd.DataFrame, *, anchors: dict | None = None) -> pd.DataFrame:
     """Add GLUE's summary scores to a results table (one row per method / run / epoch).
 
     Each of MAP, ASW, NC, SAS, omics-layer ASW and GC is min-max scaled over **all rows**,
@@ -721,6 +721,9 @@ def summarize_scores(df: pd.DataFrame) -> pd.DataFrame:
     ----------
     df
         Table with columns ``map``, ``asw``, ``nc``, ``sas``, ``asw_batch``, ``gc``.
+    anchors
+        ``{metric: (lo, hi)}`` fixed anchors instead of the rows' min and max: each metric is scaled
+        as ``(x - lo) / (hi - lo)`` clipped to [0, 1], so a row's score does not depend on the other rows.
 
     Returns
     -------
@@ -736,6 +739,10 @@ def summarize_scores(df: pd.DataFrame) -> pd.DataFrame:
     scaled = {}
     for c in (*BIO_METRICS, *MIXING_METRICS):
         col = pd.to_numeric(out[c], errors="raise").astype(float)
+        if anchors is not None:
+            lo, hi = anchors[c]
+            scaled[c] = ((col - lo) / (hi - lo)).clip(0.0, 1.0)
+            continue
         lo, hi = col.min(), col.max()
         scaled[c] = (col - lo) / (hi - lo) if hi > lo else col * 0.0
     scaled = pd.DataFrame(scaled, index=out.index)

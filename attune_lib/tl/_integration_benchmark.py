@@ -259,27 +259,9 @@ def summary_scores(df: pd.DataFrame, *, score_scaling: str = "fixed") -> pd.Data
         ``attrs["score_scaling"]`` says which scaling was used.
     """
     from ..metrics import summarize_scores
-    from ..metrics._integration import BIO_METRICS, MIXING_METRICS
 
     check_scaling(score_scaling)
-    if score_scaling == "minmax":
-        out = summarize_scores(df)
-    else:
-        if not isinstance(df, pd.DataFrame):
-            raise AttuneInputError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-        missing = [c for c in (*BIO_METRICS, *MIXING_METRICS) if c not in df.columns]
-        if missing:
-            raise AttuneInputError(f"df is missing metric column(s) {missing}")
-        out = df.copy()
-        scaled = {}
-        for c in (*BIO_METRICS, *MIXING_METRICS):
-            lo, hi = SCORE_ANCHORS[c]
-            col = pd.to_numeric(out[c], errors="raise").astype(float)
-            scaled[c] = ((col - lo) / (hi - lo)).clip(0.0, 1.0)
-        scaled = pd.DataFrame(scaled, index=out.index)
-        out["bio_conservation"] = scaled[list(BIO_METRICS)].mean(axis=1)
-        out["omics_mixing"] = scaled[list(MIXING_METRICS)].mean(axis=1)
-        out["overall"] = 0.6 * out["bio_conservation"] + 0.4 * out["omics_mixing"]
+    out = summarize_scores(df, anchors=None if score_scaling == "minmax" else SCORE_ANCHORS)
     out.attrs["score_scaling"] = score_scaling
     return out
 
